@@ -1,0 +1,236 @@
+"""The ``deepdx`` command: parses arguments and calls the library, nothing more.
+
+Settings resolve in this order, later wins: defaults, ``--config FILE.toml``, explicit
+flags, ``--set key=value``. Errors print as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import deepdx
+from deepdx._validation import check_keys
+from deepdx.exceptions import DeepdxError, InvalidParameterError
+from deepdx.train.config import SCHEDULES, TrainConfig
+
+__all__ = ["build_parser", "main"]
+
+_TRAIN_FLAGS = (
+    "epochs",
+    "lr",
+    "optimizer",
+    "batch_size",
+    "seed",
+    "schedule",
+    "weight_decay",
+    "early_stopping",
+    "device",
+    "clip_grad_norm",
+)
+_RUN_FLAGS = ("data", "target", "task", "model")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``deepdx`` command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except (DeepdxError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        message = str(exc).strip().replace("\n", " ")
+        print(f"deepdx: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepdx: interrupted; resume with --resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every ``deepdx`` sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="deepdx", description="Diagnose why a neural net does not work."
+    )
+    parser.add_argument("--version", action="version", version=f"deepdx {deepdx.__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_datasets(commands)
+    _add_train(commands)
+    _add_evaluate(commands)
+    return parser
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _add_datasets(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "datasets",
+        help="list the bundled datasets",
+        description="List the datasets `--data NAME` accepts.",
+    )
+    sub.set_defaults(handler=_run_datasets)
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from deepdx.data import list_datasets
+
+    rows = [(d.name, d.task, d.description) for d in list_datasets()]
+    width = max(len(r[0]) for r in rows) + 2
+    for name, task, description in rows:
+        print(f"{name:<{width}}{task:<16}{description}")
+    print(
+        "\nFiles: --data PATH with .csv (--target COL), .npz (X, y), IDX, or a folder of "
+        "images with one sub-folder per class."
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _add_run_arguments(sub: argparse.ArgumentParser) -> None:
+    """Add the flags of commands that train: data, model and training settings."""
+    from deepdx.nets import describe_spec
+
+    group = sub.add_argument_group("data and model")
+    group.add_argument("--data", help="dataset name or path (default digits)")
+    group.add_argument("--target", help="target column of a CSV file")
+    group.add_argument("--task", choices=("classification", "regression", "unsupervised"))
+    group.add_argument("--model", help=f"model spec (default mlp). {describe_spec()}")
+    group = sub.add_argument_group("training")
+    group.add_argument("--epochs", type=int)
+    group.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
+    group.add_argument("--optimizer", help="sgd, momentum, nesterov, adam (default), adamw, ...")
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--seed", type=int)
+    group.add_argument("--schedule", choices=SCHEDULES)
+    group.add_argument("--weight-decay", type=float)
+    group.add_argument("--early-stopping", type=int, metavar="PATIENCE")
+    group.add_argument("--clip-grad-norm", type=float)
+    group.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
+    group.add_argument("--config", type=Path, help="TOML file of settings")
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting (repeatable), e.g. --set momentum=0.5",
+    )
+    group.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "train",
+        help="train a model and save a resumable run",
+        description="Train a model on a dataset; write checkpoints, history and metrics to --out.",
+    )
+    _add_run_arguments(sub)
+    sub.add_argument("--out", type=Path, help="run directory (default runs/DATA-MODEL)")
+    sub.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    sub.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from deepdx.runs import train_run
+    from deepdx.train import ProgressBar
+
+    config = resolve_run_config(args)
+    out = args.out or Path("runs") / _slug(f"{Path(config.data).stem}-{config.model}")
+    callbacks = [] if args.quiet else [ProgressBar(enabled=None if sys.stderr.isatty() else False)]
+    result = train_run(config, out, resume=args.resume, callbacks=callbacks)
+    print(f"run saved in {result.directory}")
+    _print_metrics(result.metrics)
+    return 0
+
+
+def resolve_run_config(args: argparse.Namespace) -> Any:
+    """Merge defaults, ``--config``, explicit flags and ``--set`` into a ``RunConfig``."""
+    from deepdx.runs import RunConfig
+
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        values.update(_flatten(tomllib.loads(args.config.read_text())))
+    values.update(
+        {
+            k: getattr(args, k)
+            for k in _RUN_FLAGS + _TRAIN_FLAGS
+            if getattr(args, k, None) is not None
+        }
+    )
+    values.update(dict(_parse_assignment(item) for item in args.set))
+    run_keys = [f for f in RunConfig.__dataclass_fields__ if f != "train"]
+    check_keys("deepdx train", values, run_keys + TrainConfig.field_names())
+    train = TrainConfig(**{k: v for k, v in values.items() if k not in run_keys})
+    return RunConfig(**{k: v for k, v in values.items() if k in run_keys}, train=train)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "evaluate",
+        help="score a trained run",
+        description="Score a run on its test split, or on --data.",
+    )
+    sub.add_argument("run", type=Path, help="run directory written by `deepdx train`")
+    sub.add_argument("--data", help="dataset name or path to score instead of the test split")
+    sub.add_argument("--target", help="target column of a CSV file")
+    sub.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from deepdx.runs import evaluate_run
+
+    scores = evaluate_run(args.run, args.data, target=args.target)
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    names = sorted({k for scores in metrics.values() for k in scores})
+    print(f"{'split':<8}" + "".join(f"{n:>12}" for n in names))
+    for split, scores in metrics.items():
+        print(f"{split:<8}" + "".join(f"{scores.get(n, float('nan')):>12.4f}" for n in names))
+
+
+def _flatten(table: dict[str, Any]) -> dict[str, Any]:
+    """Merge a TOML file's ``[train]`` table into the top level."""
+    flat = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    for value in table.values():
+        if isinstance(value, dict):
+            flat.update(value)
+    return flat
+
+
+def _parse_assignment(item: str) -> tuple[str, Any]:
+    """Parse ``key=value``; the value is read as TOML (numbers, booleans) or else a string."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise InvalidParameterError(f"--set expects KEY=VALUE; got {item!r}.")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.,-]+", "_", text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

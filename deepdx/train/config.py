@@ -1,0 +1,114 @@
+"""``TrainConfig``: every setting of a training run in one frozen, JSON-able dataclass.
+
+The resolved config is stored in every checkpoint and report, so a run can be rebuilt
+and resumed from its directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from deepdx._validation import Interval, OneOf, check_keys, check_params
+
+__all__ = ["SCHEDULES", "TrainConfig"]
+
+SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine", "exponential", "plateau")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of :func:`deepdx.train.fit`.
+
+    Parameters
+    ----------
+    epochs : int, default=10
+        Passes over the training data.
+    batch_size : int or None, default=None
+        Minibatch size; None means 64 for stochastic optimizers and the whole training set
+        for full-batch ones (``lbfgs``, ``gd``, ``cg``, ``newton``).
+    optimizer : str, default="adam"
+        A name from :func:`deepdx.train.optimizer_names` (``sgd``, ``momentum``,
+        ``nesterov``, ``adam``, ``adamw``, ``lbfgs``, ...).
+    lr : float or None, default=None
+        Learning rate; None picks the optimizer's default (adam 1e-3, sgd 0.1, ...).
+    momentum : float, default=0.9
+        Momentum of ``momentum`` and ``nesterov``.
+    weight_decay : float, default=0.0
+        L2 penalty coefficient (decoupled for ``adamw``).
+    schedule : str, default="constant"
+        Learning-rate schedule, stepped once per epoch: ``constant``, ``step`` (x0.1 at 1/2
+        and 3/4 of the epochs), ``cosine`` (to 0 at the last epoch), ``exponential``
+        (x0.95 per epoch) or ``plateau`` (x0.1 after 3 epochs without val-loss progress).
+    clip_grad_norm : float or None, default=None
+        Clip the global gradient norm to this value before each step.
+    early_stopping : int or None, default=None
+        Patience in epochs on the validation loss; the best weights are restored.
+    train_eval_size : int, default=0
+        Evaluate this many training samples in eval mode each epoch, so train and
+        validation loss and metric are comparable (used by the diagnosis engine).
+    device : str, default="cpu"
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    seed : int, default=0
+        Seeds the minibatch order and dropout.
+    deterministic : bool, default=False
+        Call ``torch.use_deterministic_algorithms(True)`` during the run.
+
+    Examples
+    --------
+    >>> TrainConfig().replace(epochs=3, lr=0.1).epochs
+    3
+    """
+
+    epochs: int = 10
+    batch_size: int | None = None
+    optimizer: str = "adam"
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    clip_grad_norm: float | None = None
+    early_stopping: int | None = None
+    train_eval_size: int = 0
+    device: str = "cpu"
+    seed: int = 0
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        check_params("TrainConfig", dataclasses.asdict(self), _CONSTRAINTS)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Return a copy with ``changes`` applied; unknown keys raise with a did-you-mean."""
+        check_keys("TrainConfig", changes, self.field_names())
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys raise."""
+        check_keys("TrainConfig", data, cls.field_names())
+        return cls(**data)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Names of all settings."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+_CONSTRAINTS = {
+    "epochs": Interval(int, low=1),
+    "batch_size": Interval(int, low=1, allow_none=True),
+    "lr": Interval(float, low=0, low_open=True, allow_none=True),
+    "momentum": Interval(float, low=0, high=1, high_open=True),
+    "weight_decay": Interval(float, low=0),
+    "schedule": OneOf(SCHEDULES),
+    "clip_grad_norm": Interval(float, low=0, low_open=True, allow_none=True),
+    "early_stopping": Interval(int, low=1, allow_none=True),
+    "train_eval_size": Interval(int, low=0),
+    "seed": Interval(int, low=0),
+    "deterministic": OneOf((True, False)),
+}

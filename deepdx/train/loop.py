@@ -1,0 +1,384 @@
+"""``fit``: the one training loop of deepdx.
+
+Minibatches are sliced from tensors already on the training device by indexing with a
+seeded permutation, so a step costs what the model's maths costs. Every other concern is a
+:class:`~deepdx.train.callbacks.Callback`.
+
+Per epoch::
+
+    perm = randperm(n, generator)                  # seeded, restored on resume
+    for each slice idx of perm:                    # (B,) indices
+        batch = (X[idx], y[idx])                   # (B, *sample_shape), (B,)
+        loss = optimizer.step(closure)             # closure: zero_grad, loss, backward, clip
+    evaluate on validation (and a fixed training subset), step the schedule, callbacks
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from deepdx._random import make_generator, seeded_torch
+from deepdx.data.dataset import Dataset
+from deepdx.exceptions import DataError, InvalidParameterError, NumericalError
+from deepdx.train.callbacks import Callback, TrainState
+from deepdx.train.config import TrainConfig
+from deepdx.train.early_stopping import EarlyStopping
+from deepdx.train.history import EpochRecord, History
+from deepdx.train.objectives import LossFn, default_loss, evaluate, metric_name
+from deepdx.train.optimizers import make_optimizer, make_schedule, optimizer_entry
+
+__all__ = ["fit"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_BATCH_SIZE = 64
+# Settings that may differ between a run and its resumption without changing its result.
+_RESUMABLE_CHANGES = frozenset({"epochs", "device", "early_stopping"})
+
+
+def fit(
+    model: nn.Module,
+    train: Dataset,
+    val: Dataset | None = None,
+    *,
+    config: TrainConfig | None = None,
+    loss_fn: LossFn | None = None,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> History:
+    """Train ``model`` on ``train`` and return the run's :class:`History`.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module mapping ``(B, *train.sample_shape)`` to ``(B, train.n_outputs)``; it is
+        moved to ``config.device`` and trained in place.
+    train : Dataset
+        Training data (already standardized; see :func:`deepdx.data.prepare`).
+    val : Dataset, optional
+        Validation data, evaluated after every epoch.
+    config : TrainConfig, optional
+        Settings; ``options`` override single fields (``fit(..., epochs=5, lr=0.1)``).
+    loss_fn : callable, optional
+        ``loss_fn(model, batch) -> scalar``; defaults to cross-entropy, squared error or
+        reconstruction error by ``train.task``.
+    callbacks : sequence of Callback, default=()
+        Monitors and other hooks, run in order.
+    checkpoint_dir : str or Path, optional
+        Write a checkpoint there after every epoch (atomically; the last two are kept).
+    resume : bool, default=False
+        Continue from the latest checkpoint in ``checkpoint_dir``; the result is
+        bitwise-identical to an uninterrupted run on CPU.
+    **options
+        Fields of :class:`TrainConfig`.
+
+    Returns
+    -------
+    History
+        One :class:`EpochRecord` per epoch, per-step losses, and events.
+
+    Raises
+    ------
+    InvalidParameterError
+        For unknown or invalid settings, or a resume whose settings differ.
+    NumericalError
+        If the training loss becomes NaN or infinite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepdx.data.dataset import from_arrays
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3)).astype(np.float32)
+    >>> data = from_arrays(X, (X[:, 0] > 0).astype(int))
+    >>> history = fit(torch.nn.Linear(3, 2), data, data, epochs=3, lr=0.1, optimizer="sgd")
+    >>> len(history.epochs), history.metric
+    (3, 'accuracy')
+    """
+    config = (config or TrainConfig()).replace(**options)
+    loop = _Loop(model, train, val, config=config, loss_fn=loss_fn, callbacks=callbacks)
+    if checkpoint_dir is not None:
+        from deepdx.train.checkpointer import Checkpointer
+
+        loop.callbacks.append(Checkpointer(checkpoint_dir))
+        if resume:
+            loop.resume_from(checkpoint_dir)
+    elif resume:
+        raise InvalidParameterError("resume=True needs checkpoint_dir; got None.")
+    return loop.run()
+
+
+class _Loop:
+    """State and steps of one run; ``fit`` is its only user."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: Dataset,
+        val: Dataset | None,
+        *,
+        config: TrainConfig,
+        loss_fn: LossFn | None,
+        callbacks: Sequence[Callback],
+    ) -> None:
+        _check_compatible(train, val)
+        self.config = config
+        self.device = torch.device(config.device)
+        self.model = model.to(self.device)
+        self.train_data, self.val_data = train, val
+        self.loss_fn = loss_fn or default_loss(train.task)
+        self.custom_loss = loss_fn is not None
+        self.tensors = _to_tensors(train, self.device)
+        self.batch_size = _batch_size(config, len(train))
+        self.optimizer = make_optimizer(
+            config.optimizer,
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.schedule = make_schedule(config.schedule, self.optimizer, epochs=config.epochs)
+        self.generator = make_generator(config.seed)
+        self.train_probe = _train_probe(train, config.train_eval_size, config.seed)
+        self.callbacks = list(callbacks)
+        if config.early_stopping is not None:
+            self.callbacks.append(EarlyStopping(patience=config.early_stopping))
+        self.history = History(metric=metric_name(train.task))
+        self.state = TrainState(
+            model=self.model,
+            optimizer=self.optimizer,
+            history=self.history,
+            n_epochs=config.epochs,
+            loss_fn=self.loss_fn,
+            device=self.device,
+            snapshot=self.snapshot,
+        )
+        self.elapsed = 0.0
+        self._rng_to_restore: Tensor | None = None
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> History:
+        """Train until ``config.epochs`` or a stop request; return the history."""
+        with self._environment():
+            self.model.train()
+            for callback in self.callbacks:
+                callback.on_fit_start(self.state)
+            while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
+                self._epoch()
+            if self.state.stop_reason is not None:
+                self.history.log_event(
+                    "stop", reason=self.state.stop_reason, epoch=self.state.epoch
+                )
+            for callback in self.callbacks:
+                callback.on_fit_end(self.state)
+        return self.history
+
+    @contextlib.contextmanager
+    def _environment(self) -> Iterator[None]:
+        """Seed dropout's RNG (restoring the caller's after) and set determinism."""
+        previous = torch.are_deterministic_algorithms_enabled()
+        with seeded_torch(self.config.seed):
+            if self._rng_to_restore is not None:
+                torch.set_rng_state(self._rng_to_restore)
+            torch.use_deterministic_algorithms(self.config.deterministic or previous)
+            try:
+                yield
+            finally:
+                torch.use_deterministic_algorithms(previous)
+
+    def _epoch(self) -> None:
+        """One pass over the training data, then evaluation and the epoch callbacks."""
+        start = time.perf_counter()
+        state, n = self.state, len(self.train_data)
+        state.epoch += 1
+        perm = torch.randperm(n, generator=self.generator).to(self.device)  # (n,)
+        n_batches = math.ceil(n / self.batch_size)
+        losses = torch.empty(n_batches, device=self.device)  # (n_batches,)
+        for i in range(n_batches):
+            index = perm[i * self.batch_size : (i + 1) * self.batch_size]  # (B,)
+            state.batch = tuple(t[index] for t in self.tensors)
+            for callback in self.callbacks:
+                callback.on_step_begin(state)
+            loss = self.optimizer.step(self._closure)
+            losses[i] = loss.detach()
+            state.step += 1
+            state.loss = losses[i]
+            for callback in self.callbacks:
+                callback.on_step_end(state)
+        self.elapsed += time.perf_counter() - start
+        self._end_epoch(losses)
+
+    def _closure(self) -> Tensor:
+        """Zero the gradients, compute the minibatch loss, backpropagate, clip."""
+        self.optimizer.zero_grad(set_to_none=True)
+        assert self.state.batch is not None
+        loss = self.loss_fn(self.model, self.state.batch)
+        loss.backward()
+        if self.config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        return loss
+
+    def _end_epoch(self, losses: Tensor) -> None:
+        """Check the losses, record the epoch, step the schedule, run epoch callbacks."""
+        step_losses = losses.cpu().numpy()
+        first = self.state.step - len(step_losses) + 1
+        _check_finite(step_losses, first_step=first, epoch=self.state.epoch, lr=self.state.lr)
+        self.history.log_steps("loss", step_losses, first_step=first)
+        record = EpochRecord(
+            epoch=self.state.epoch,
+            train_loss=float(step_losses.mean()),
+            lr=self.state.lr,
+            time=0.0,
+        )
+        self._evaluate_into(record)
+        self._step_schedule(record)
+        record.time = self.elapsed
+        self.history.epochs.append(record)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self.state)
+
+    def _evaluate_into(self, record: EpochRecord) -> None:
+        """Fill validation (and training-probe) loss and metric into ``record``."""
+        start = time.perf_counter()
+        loss_fn = self.loss_fn if self.custom_loss else None
+        metric = self.history.metric
+        if self.val_data is not None:
+            scores = evaluate(self.model, self.val_data, loss_fn=loss_fn, device=self.device)
+            record.val_loss, record.val_metric = scores["loss"], scores.get(metric)
+        if self.train_probe is not None:
+            scores = evaluate(self.model, self.train_probe, loss_fn=loss_fn, device=self.device)
+            record.extra["train_eval_loss"] = scores["loss"]
+            record.train_metric = scores.get(metric)
+        self.elapsed += time.perf_counter() - start
+
+    def _step_schedule(self, record: EpochRecord) -> None:
+        """Advance the learning-rate schedule by one epoch."""
+        if self.schedule is None:
+            return
+        if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.schedule.step(
+                record.val_loss if record.val_loss is not None else record.train_loss
+            )
+        else:
+            self.schedule.step()
+
+    # ------------------------------------------------------------------ resume
+    def snapshot(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Return ``(model_state, loop_state)``, everything needed to resume exactly."""
+        loop_state = {
+            "config": self.config.to_dict(),
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "elapsed": self.elapsed,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history.to_dict(),
+            "callbacks": [callback.state_dict() for callback in self.callbacks],
+        }
+        return dict(self.model.state_dict()), loop_state
+
+    def resume_from(self, directory: str | Path) -> None:
+        """Load the latest checkpoint in ``directory`` into this loop, if there is one."""
+        from deepdx.train.checkpoint import latest_checkpoint, load_checkpoint
+
+        if latest_checkpoint(directory) is None:
+            logger.info("no checkpoint in %s; starting from scratch", directory)
+            return
+        checkpoint = load_checkpoint(directory, device=self.device)
+        state = checkpoint.state
+        _check_same_run(TrainConfig.from_dict(state["config"]), self.config)
+        self.model.load_state_dict(checkpoint.model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        self._rng_to_restore = state["torch_rng"]
+        self.history = History.from_dict(state["history"])
+        self.history.log_event("resume", epoch=state["epoch"], step=state["step"])
+        self.state.history = self.history
+        self.state.epoch, self.state.step = state["epoch"], state["step"]
+        self.elapsed = state["elapsed"]
+        if len(state["callbacks"]) != len(self.callbacks):
+            raise InvalidParameterError(
+                f"cannot resume: the checkpoint holds {len(state['callbacks'])} callback states "
+                f"but this run has {len(self.callbacks)} callbacks; pass the same callbacks."
+            )
+        for callback, callback_state in zip(self.callbacks, state["callbacks"], strict=True):
+            callback.load_state_dict(callback_state)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_compatible(train: Dataset, val: Dataset | None) -> None:
+    """Raise unless the validation data has the training data's task and sample shape."""
+    if val is None:
+        return
+    if val.task != train.task or val.sample_shape != train.sample_shape:
+        raise DataError(
+            f"validation data ({val.task}, samples {val.sample_shape}) does not match the "
+            f"training data ({train.task}, samples {train.sample_shape}); split both from "
+            "one dataset with deepdx.data.split."
+        )
+
+
+def _to_tensors(data: Dataset, device: torch.device) -> tuple[Tensor, ...]:
+    """Move ``X`` (and ``y``) to ``device`` once for the whole run."""
+    X = torch.from_numpy(data.X).to(device)
+    return (X,) if data.y is None else (X, torch.from_numpy(data.y).to(device))
+
+
+def _batch_size(config: TrainConfig, n: int) -> int:
+    """Return the configured batch size, or the optimizer's natural default."""
+    if config.batch_size is not None:
+        return min(config.batch_size, n)
+    return n if optimizer_entry(config.optimizer).full_batch else min(_DEFAULT_BATCH_SIZE, n)
+
+
+def _train_probe(train: Dataset, size: int, seed: int) -> Dataset | None:
+    """Return a fixed random subset of the training data to evaluate each epoch (or None)."""
+    if size == 0:
+        return None
+    index = np.random.default_rng(seed).permutation(len(train))[:size]
+    return train.subset(np.sort(index), name=f"{train.name} (train probe)")
+
+
+def _check_finite(losses: np.ndarray, *, first_step: int, epoch: int, lr: float) -> None:
+    """Raise :class:`NumericalError` at the first non-finite minibatch loss."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise NumericalError(
+            f"the training loss became {losses[bad[0]]} at epoch {epoch}, step "
+            f"{first_step + int(bad[0])} (lr {lr:g}); lower the learning rate, set "
+            "clip_grad_norm, or check the data for extreme values."
+        )
+
+
+def _check_same_run(saved: TrainConfig, current: TrainConfig) -> None:
+    """Raise unless a resumed run keeps every setting that shapes its trajectory."""
+    saved_dict, current_dict = saved.to_dict(), current.to_dict()
+    changed = [
+        f"{key}: {saved_dict[key]!r} -> {current_dict[key]!r}"
+        for key in saved_dict
+        if key not in _RESUMABLE_CHANGES and saved_dict[key] != current_dict[key]
+    ]
+    if changed:
+        raise InvalidParameterError(
+            "cannot resume: these settings differ from the checkpoint's ("
+            + "; ".join(changed)
+            + "). Resume with the same settings, or start a new run in another directory."
+        )
