@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from deepdx._random import make_generator
-from deepdx.curvature._checks import check_choice, check_params, check_positive
+from deepdx.curvature._checks import check_choice, check_k, check_params, check_positive
 from deepdx.curvature._params import vector_spec
 from deepdx.curvature.hessian_vector import hessian_operator
 from deepdx.curvature.krylov import WHICH, lanczos, ritz_values
@@ -152,6 +152,7 @@ def top_eigenvalues(
     """
     check_choice("method", method, METHODS)
     check_choice("which", which, WHICH)
+    check_k(k, vector_spec(like)[0])
     max_iter = _DEFAULT_MAX_ITER[method] if max_iter is None else max_iter
     generator = make_generator(0) if generator is None else generator
     solve = lanczos if method == "lanczos" else _power

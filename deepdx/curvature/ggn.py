@@ -223,7 +223,8 @@ def functional_ggn_vp(
     -----
     J v = ``jvp(f, θ, v)`` (forward mode, one forward pass with a tangent),
     H_L J v = ``jvp(grad(L), z, J v)``, Jᵀ(·) = ``vjp(f, θ)``. Cost: about 3 forward-pass
-    equivalents; ``f`` is evaluated twice.
+    equivalents; ``f`` is evaluated twice. The first
+    forward-mode call in a process also loads PyTorch's forward-AD rules (a one-off cost).
 
     Examples
     --------

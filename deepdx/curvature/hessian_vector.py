@@ -211,7 +211,8 @@ def functional_hvp(f: Callable[[Tensor], Tensor], theta: Tensor, v: Tensor) -> T
     -----
     Forward-over-reverse: H v = d/dε ∇f(θ + ε v) at ε = 0, i.e. ``jvp(grad(f), θ, v)``. Cost:
     one forward and one backward, each carrying a tangent (about 2-3 gradient evaluations),
-    and it needs no retained graph.
+    and it needs no retained graph. The first forward-mode call in a process
+    also loads PyTorch's forward-AD rules (a one-off cost of about a second).
 
     Examples
     --------

@@ -17,7 +17,7 @@ converge first and far faster than power iteration when eigenvalues cluster.
 1. w = A q_j, α_j = q_jᵀ w.
 2. Orthogonalise w against every q_0 .. q_j, twice (full reorthogonalisation; it
    subsumes the three-term recurrence and prevents spurious copies of converged θ).
-3. β_j = ‖w‖, q_{j+1} = w / β_j. If β_j <= √ε·‖A‖ the space is invariant: restart with a
+3. β_j = ‖w‖, q_{j+1} = w / β_j. If β_j <= 1000·ε·‖A‖ the space is invariant: restart with a
    random vector orthogonal to Q and set β_j = 0 (this finds repeated eigenvalues).
 4. Stop when the wanted Ritz pairs have r_i <= tol·max|θ| (never right after a restart,
    whose residuals are exactly zero), or when m reaches max_iter or P.
@@ -56,7 +56,7 @@ WHICH = ("largest", "smallest", "magnitude")
 """Which end of the spectrum: largest λ, smallest λ, or largest |λ|."""
 
 _BREAKDOWN = 1e3
-"""β_j <= _BREAKDOWN·ε·‖A‖ counts as zero: far above the rounding left by reorthogonalisation."""
+"""β_j <= _BREAKDOWN·ε·‖A‖ counts as zero (rounding after reorthogonalisation is ~ε·‖A‖)."""
 
 # (theta (m,), S (m, m), beta_m) -> stop?
 _Stop = Callable[[Tensor, Tensor, float], bool]

@@ -26,7 +26,7 @@ n_c      rows of class c in the pool
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 
@@ -50,12 +50,21 @@ class Splits:
         The splits, named ``"<name>/train"`` and so on.
     train_index, val_index, test_index : ndarray of int64, or None
         Rows of the original dataset in each split, in increasing order (shuffle when
-        batching).
+        batching); keyword-only.
+
+    Examples
+    --------
+    >>> from deepdx.data.dataset import from_arrays
+    >>> ds = from_arrays(np.arange(10.0)[:, None], [0, 1] * 5)
+    >>> parts = split(ds, val_size=0.2, test_size=0.2, seed=0)
+    >>> parts.test.n_samples, parts.train_index.tolist() == sorted(parts.train_index.tolist())
+    (2, True)
     """
 
     train: Dataset
     val: Dataset
     test: Dataset
+    _: KW_ONLY
     train_index: np.ndarray | None = field(default=None, repr=False)
     val_index: np.ndarray | None = field(default=None, repr=False)
     test_index: np.ndarray | None = field(default=None, repr=False)
@@ -118,7 +127,7 @@ def split(
         f_test, f_val = test_size, val_size
     y = dataset.y if stratify and dataset.task == "classification" else None
     strata = None if y is None else y[pool]
-    part = _assign(strata, len(pool), f_test, f_val, numpy_rng(seed))  # (len(pool),)
+    part = _assign(strata, len(pool), f_test, f_val, rng=numpy_rng(seed))  # (len(pool),)
     index = {
         "train": pool[part == _TRAIN],
         "val": pool[part == _VAL],
@@ -127,7 +136,7 @@ def split(
     subsets = {key: _take(dataset, rows, key) for key, rows in index.items()}
     return Splits(
         subsets["train"], subsets["val"], subsets["test"],
-        index["train"], index["val"], index["test"],
+        train_index=index["train"], val_index=index["val"], test_index=index["test"],
     )  # fmt: skip
 
 
@@ -172,7 +181,7 @@ def prepare(
     scaler = Standardizer().fit(parts.train)
     standardized = Splits(
         scaler.transform(parts.train), scaler.transform(parts.val), scaler.transform(parts.test),
-        parts.train_index, parts.val_index, parts.test_index,
+        train_index=parts.train_index, val_index=parts.val_index, test_index=parts.test_index,
     )  # fmt: skip
     return standardized, scaler
 
@@ -199,7 +208,7 @@ def _check_sizes(val_size: float, test_size: float | None, n: int, n_pool: int) 
 
 
 def _assign(
-    strata: np.ndarray | None, m: int, f_test: float, f_val: float, rng: np.random.Generator
+    strata: np.ndarray | None, m: int, f_test: float, f_val: float, *, rng: np.random.Generator
 ) -> np.ndarray:
     """Return (m,) split codes; per stratum, cumulative boundaries are rounded to nearest."""
     labels = np.zeros(m, dtype=np.int64) if strata is None else strata  # (m,)

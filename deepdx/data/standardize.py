@@ -80,7 +80,23 @@ class Standardizer:
         self.per = _check_per(per)
 
     def fit(self, data: Dataset) -> Self:
-        """Fit the mean and std on ``data`` (the training split) and return self."""
+        """Fit the mean and std on ``data`` (the training split).
+
+        Parameters
+        ----------
+        data : Dataset
+            Training data, X of shape (n, *sample_shape).
+
+        Returns
+        -------
+        Standardizer
+            ``self``, with ``mean_``, ``scale_``, ``per_`` and ``sample_shape_`` set.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``per="channel"`` and the samples are not images (C, H, W).
+        """
         per = _resolve(self.per, data.sample_shape)
         axes = _pooled_axes(per, data.X.ndim)
         mean, std = _moments(data.X, axes)  # float64, keepdims without the sample axis
@@ -93,6 +109,16 @@ class Standardizer:
 
     def transform(self, data: Dataset) -> Dataset:
         """Return a copy of ``data`` with X standardized by the fitted statistics.
+
+        Parameters
+        ----------
+        data : Dataset
+            Any split, X of shape (n, *sample_shape_); targets are left unchanged.
+
+        Returns
+        -------
+        Dataset
+            X replaced by (X - mean_) / scale_, float32.
 
         Raises
         ------

@@ -91,13 +91,11 @@ class Interval:
         kinds = (int, float) if self.kind is float else (int,)
         if isinstance(value, bool) or not isinstance(value, kinds):
             return False
-        number = float(value)  # type: ignore[arg-type]  # checked to be int or float above
+        number = float(value)
         if not math.isfinite(number):
             return False
         above = self.low is None or (number > self.low if self.low_open else number >= self.low)
-        below = self.high is None or (
-            number < self.high if self.high_open else number <= self.high
-        )
+        below = self.high is None or (number < self.high if self.high_open else number <= self.high)
         return above and below
 
     def describe(self) -> str:
@@ -196,10 +194,13 @@ class FlatOptimizer(Optimizer):
             if (problem := rule.problem(name, settings[name], owner)) is not None
         ]
         if "c1" in settings and "c2" in settings and not settings["c1"] < settings["c2"]:
-            problems.append(f"{owner} needs c1 < c2; got c1={settings['c1']}, c2={settings['c2']}.")
+            problems.append(
+                f"{owner} needs c1 < c2; got c1={settings['c1']}, c2={settings['c2']}. The usual "
+                "values are c1=1e-4 with c2=0.9 (quasi-Newton) or c2=0.1 (nonlinear CG)."
+            )
         first = self.param_groups[0] if self.param_groups else settings
-        for name in self.defaults.keys() - {"lr"}:
-            if settings[name] != first[name]:
+        for name in self.defaults:
+            if name != "lr" and settings[name] != first[name]:
                 problems.append(
                     f"`{name}` of {owner} is {first[name]!r} in parameter group 0 but "
                     f"{settings[name]!r} in group {len(self.param_groups)}; only `lr` may "
@@ -211,6 +212,8 @@ class FlatOptimizer(Optimizer):
     def _tensor_problems(self) -> list[str]:
         """Why the parameters cannot form one flat real vector, if they cannot."""
         params, owner = self._params, type(self).__name__
+        if not params:
+            return []
         first = params[0]
         if any(not p.is_floating_point() for p in params):
             return [f"{owner} needs real floating-point parameters; got an integer or complex one."]
@@ -261,14 +264,16 @@ class FlatOptimizer(Optimizer):
         first = self._params[0]
         return lr_max, torch.cat(
             [
-                torch.full((p.numel(),), group["lr"] / lr_max, dtype=first.dtype, device=first.device)
+                torch.full(
+                    (p.numel(),), group["lr"] / lr_max, dtype=first.dtype, device=first.device
+                )
                 for group in self.param_groups
                 for p in group["params"]
             ]
         )  # (n,)
 
     def _algorithm_state(self) -> dict[str, Any]:
-        """The optimizer-wide state, stored under the first parameter."""
+        """Return the optimizer-wide state, stored under the first parameter."""
         return self.state[self._params[0]]
 
     # ------------------------------------------------------------------------------------
@@ -276,7 +281,7 @@ class FlatOptimizer(Optimizer):
     # ------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]  # closure required, as in torch.optim.LBFGS
+    def step(self, closure: Callable[[], Tensor]) -> Tensor:
         """Run up to ``max_iter`` iterations and return the loss at the starting point.
 
         Parameters
@@ -296,37 +301,41 @@ class FlatOptimizer(Optimizer):
             If the loss or gradient where an iteration starts is NaN or infinite, or a
             line search finds no finite point.
         """
-        if not callable(closure):
-            raise InvalidParameterError(
-                f"{type(self).__name__}.step needs a closure that zeroes the gradients, "
-                f"computes the loss, calls backward and returns the loss; got {closure!r}."
-            )
-        closure = torch.enable_grad()(closure)
+        closure = self._checked(closure)
         group, state = self.param_groups[0], self._algorithm_state()
-        state.setdefault("n_iter", 0)
-        state.setdefault("func_evals", 0)
         loss, f, g = self._evaluate(closure, state)
-        lr, scale = self._metric()
-        n_evals = 1
         if g.abs().max() <= group["tolerance_grad"]:
             return loss
-        for k in range(1, group["max_iter"] + 1):
+        lr, scale = self._metric()
+        n_evals, max_iter = 1, group["max_iter"]
+        for k in range(1, max_iter + 1):
             state["n_iter"] += 1
             d = self._direction(state, g, scale)  # (n,)
             gtd = float(g.dot(d))
             if gtd > -group["tolerance_change"]:
                 break
             t = self._initial_step(state, g=g, gtd=gtd, lr=lr)
-            budget = self._line_search_budget(group, n_evals)
             f_new, g_new, t, evals = self._move(
-                closure, d, state, t=t, f=f, g=g, gtd=gtd, budget=budget, last=k == group["max_iter"]
+                closure, d, state, t=t, f=f, g=g, gtd=gtd, n_evals=n_evals, last=k == max_iter
             )
             n_evals += evals
             self._remember(state, d=d, t=t, g=g, gtd=gtd)
-            f, f_old, g = f_new, f, g_new
-            if k == group["max_iter"] or self._should_stop(group, n_evals, f - f_old, g, t * d):
+            if k == max_iter or self._should_stop(group, n_evals, f_new - f, g_new, t * d):
                 break
+            f, g = f_new, g_new
         return loss
+
+    def _checked(self, closure: Callable[[], Tensor]) -> Callable[[], Tensor]:
+        """Return the closure wrapped to run with grad enabled; raise if it is not callable."""
+        if not callable(closure):
+            raise InvalidParameterError(
+                f"{type(self).__name__}.step needs a closure that zeroes the gradients, "
+                f"computes the loss, calls backward and returns the loss; got {closure!r}."
+            )
+        state = self._algorithm_state()
+        state.setdefault("n_iter", 0)
+        state.setdefault("func_evals", 0)
+        return torch.enable_grad()(closure)
 
     def _evaluate(
         self, closure: Callable[[], Tensor], state: dict[str, Any]
@@ -354,11 +363,12 @@ class FlatOptimizer(Optimizer):
         f: float,
         g: Tensor,
         gtd: float,
-        budget: int,
+        n_evals: int,
         last: bool,
     ) -> tuple[float, Tensor, float, int]:
         """Step along ``d`` (by line search or by ``t``); return (f, g, t, closure calls)."""
-        x, search = self._flat_x(), self.param_groups[0][self._line_search_key]
+        group = self.param_groups[0]
+        x, search = self._flat_x(), group[self._line_search_key]
         if search is None:
             self._set_x(torch.add(x, d, alpha=t))  # (n,)
             if last:  # as torch.optim.LBFGS: the next step() evaluates the new point
@@ -366,15 +376,18 @@ class FlatOptimizer(Optimizer):
             _, f, g = self._evaluate(closure, state)
             return f, g, t, 1
         try:
-            f, g, t, n_evals = self._bound_line_search(search, budget)(
+            budget = self._line_search_budget(group, n_evals)
+            f, g, t, calls = self._bound_line_search(search, budget)(
                 self._ray(closure), x, t, d, f=f, g=g, gtd=gtd
             )
         except NumericalError as err:
             self._set_x(x)
-            raise NumericalError(f"{type(self).__name__} iteration {state['n_iter']}: {err}") from err
-        state["func_evals"] += n_evals
+            raise NumericalError(
+                f"{type(self).__name__} iteration {state['n_iter']}: {err}"
+            ) from err
+        state["func_evals"] += calls
         self._set_x(torch.add(x, d, alpha=t))  # (n,) the accepted point
-        return f, g, t, n_evals
+        return f, g, t, calls
 
     def _ray(self, closure: Callable[[], Tensor]) -> ObjFn:
         """Return ``obj_fn(x, t, d)`` that evaluates the closure at ``x + t d``."""
@@ -403,10 +416,10 @@ class FlatOptimizer(Optimizer):
     def _should_stop(
         self, group: dict[str, Any], n_evals: int, df: float, g: Tensor, s: Tensor
     ) -> bool:
-        """Whether the evaluation budget is spent or g, s = t d or df = f_new - f_old is tiny."""
+        """Whether ``max_eval`` (calls after the first) is spent, or g, s = t d or df is tiny."""
         max_eval = group.get("max_eval")
         return (
-            (max_eval is not None and n_evals >= max_eval)
+            (max_eval is not None and n_evals - 1 >= max_eval)
             or bool(g.abs().max() <= group["tolerance_grad"])
             or bool(s.abs().max() <= group["tolerance_change"])
             or abs(df) < group["tolerance_change"]
@@ -420,10 +433,13 @@ class FlatOptimizer(Optimizer):
         """Return the search direction d (n,) at gradient g (n,)."""
         raise NotImplementedError
 
-    def _initial_step(
-        self, state: dict[str, Any], *, g: Tensor, gtd: float, lr: float
-    ) -> float:
-        """N&W eq. 3.60: ``t0 = t_prev g_prev'd_prev / g'd``; ``lr`` first or after a zero step."""
+    def _initial_step(self, state: dict[str, Any], *, g: Tensor, gtd: float, lr: float) -> float:
+        """Return ``lr`` for a fixed step, else N&W eq. 3.60 ``t_prev g_prev'd_prev / g'd``.
+
+        Eq. 3.60 falls back to ``lr`` on the first iteration and after a zero step.
+        """
+        if self.param_groups[0][self._line_search_key] is None:
+            return lr
         t_prev, gtd_prev = state.get("t", 0.0), state.get("gtd", 0.0)
         t0 = t_prev * gtd_prev / gtd
         return t0 if math.isfinite(t0) and t0 > 0.0 else lr

@@ -38,6 +38,7 @@ from deepdx.optim.line_search import LineSearch
 
 __all__ = ["GradientDescent"]
 
+
 class GradientDescent(FlatOptimizer):
     """Full-batch steepest descent, ``x <- x - t D g``, with an optional line search.
 

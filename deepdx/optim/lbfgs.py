@@ -122,7 +122,8 @@ class LBFGS(FlatOptimizer):
     max_iter : int, default=20
         Iterations per call to :meth:`step`; the memory carries over between calls.
     max_eval : int or None, default=None
-        Closure calls per :meth:`step`; None means ``max_iter * 5 // 4``.
+        Closure calls per :meth:`step` after the first one at the starting point (the
+        count ``torch.optim.LBFGS`` effectively keeps); None means ``max_iter * 5 // 4``.
     line_search_fn : {"strong_wolfe", "armijo"}, callable or None, default="strong_wolfe"
         A callable must have the signature of :class:`~deepdx.optim.line_search.LineSearch`;
         None takes the fixed step ``lr``.
@@ -180,7 +181,7 @@ class LBFGS(FlatOptimizer):
     --------
     >>> import torch
     >>> x = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
-    >>> opt = LBFGS([x], max_iter=100)
+    >>> opt = LBFGS([x], max_iter=100, tolerance_change=1e-14)
     >>> def closure():
     ...     opt.zero_grad()
     ...     loss = 100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2  # Rosenbrock
@@ -237,7 +238,7 @@ class LBFGS(FlatOptimizer):
         super().__init__(params, defaults)
 
     def _direction(self, state: dict[str, Any], g: Tensor, scale: Tensor | None) -> Tensor:
-        """Steps 1-2: update the memory with the last pair, then ``d = -H g``."""
+        """Update the memory with the last pair, then return ``d = -H g`` (steps 1-2)."""
         if "S" not in state:
             state["S"], state["Y"] = g.new_empty(0, g.numel()), g.new_empty(0, g.numel())
             state["rho"], state["gamma"] = [], 1.0
@@ -263,17 +264,15 @@ class LBFGS(FlatOptimizer):
         state["rho"] = [*rho, 1.0 / ys]
         state["gamma"] = ys / float(y.dot(y))
 
-    def _initial_step(
-        self, state: dict[str, Any], *, g: Tensor, gtd: float, lr: float
-    ) -> float:
+    def _initial_step(self, state: dict[str, Any], *, g: Tensor, gtd: float, lr: float) -> float:
         """``lr``, shortened to ``min(1, 1/||g||_1) lr`` while the memory is empty."""
         if state["S"].shape[0] == 0:
             return min(1.0, 1.0 / float(g.abs().sum())) * lr
         return lr
 
     def _line_search_budget(self, group: dict[str, Any], n_evals: int) -> int:
-        """What is left of ``max_eval`` in this call to :meth:`step` (at least one call)."""
-        return max(group["max_eval"] - n_evals, 1)
+        """Return what is left of ``max_eval`` in this :meth:`step` (at least one call)."""
+        return max(group["max_eval"] - (n_evals - 1), 1)
 
     def _remember(
         self, state: dict[str, Any], *, d: Tensor, t: float, g: Tensor, gtd: float

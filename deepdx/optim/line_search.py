@@ -96,7 +96,7 @@ class _Ray:
         return trial
 
     def fallback(self, origin: _Trial) -> _Trial:
-        """The lowest finite trial if it is below ``phi(0)``, else ``origin``."""
+        """Return the lowest finite trial if it is below ``phi(0)``, else ``origin``."""
         if self.lowest is not None and self.lowest.f < origin.f:
             return self.lowest
         return origin
@@ -395,9 +395,7 @@ def _keep_inside(t: float, a: float, b: float, insufficient: bool) -> tuple[floa
     return t, True
 
 
-def _check_options(
-    name: str, *, t: float, gtd: float, max_ls: int, unit: dict[str, float]
-) -> None:
+def _check_options(name: str, *, t: float, gtd: float, max_ls: int, unit: dict[str, float]) -> None:
     """Raise one InvalidParameterError listing every bad argument of a line search."""
     problems = []
     if not gtd < 0:

@@ -180,7 +180,7 @@ class NonlinearCG(FlatOptimizer):
         super().__init__(params, defaults)
 
     def _direction(self, state: dict[str, Any], g: Tensor, scale: Tensor | None) -> Tensor:
-        """Steps 1-3: the conjugate direction, or ``-D g`` on a restart."""
+        """Return the conjugate direction, or ``-D g`` on a restart (steps 1-3)."""
         group = self.param_groups[0]
         z = scaled(g, scale)  # (n,)
         g_prev = state.pop("g_prev", None)
@@ -216,7 +216,7 @@ class NonlinearCG(FlatOptimizer):
 def _beta(
     rule: str, g: Tensor, g_prev: Tensor, *, z: Tensor, z_prev: Tensor, d_prev: Tensor
 ) -> float:
-    """The FR, PR+ or HS coefficient (NaN when its denominator is not positive)."""
+    """Return the FR, PR+ or HS coefficient (NaN when its denominator is not positive)."""
     if rule == "fr":
         return _ratio(float(g.dot(z)), float(g_prev.dot(z_prev)))
     y = g - g_prev  # (n,)

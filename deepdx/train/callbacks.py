@@ -6,8 +6,10 @@ progress) is a :class:`Callback` on the same five hooks, receiving a :class:`Tra
     on_fit_start -> [on_step_begin -> optimizer.step(closure) -> on_step_end]* -> on_epoch_end
                  -> ... -> on_fit_end
 
-During ``on_step_end`` every parameter's ``.grad`` still holds the gradient of the step
-just taken (the closure zeroes gradients at its start, not after the step).
+During ``on_step_end`` every parameter's ``.grad`` still holds the gradient of the last
+closure evaluation (the closure zeroes gradients at its start, not after the step): the
+gradient of the step just taken for SGD and Adam, the last trial point's for line-search
+methods such as L-BFGS.
 """
 
 from __future__ import annotations

@@ -163,6 +163,15 @@ def _retire(folder: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def _prune(directory: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints; a failure only logs a warning."""
+    for _, old in sorted(_list_checkpoints(directory), reverse=True)[keep:]:
+        try:
+            _retire(old)
+        except OSError as exc:  # the new checkpoint is saved; a leftover is harmless
+            logger.warning("could not delete old checkpoint %s: %s", old, exc)
+
+
 def _move_into_place(staging: Path, final: Path) -> None:
     """Rename ``staging`` to ``final``, replacing an existing checkpoint of the same tag."""
     retired = None
@@ -253,8 +262,7 @@ def save_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     atomic_write_json(directory / LATEST_FILE, {"tag": tag, "sequence": sequence})
-    for _, old in sorted(_list_checkpoints(directory), reverse=True)[keep:]:
-        _retire(old)
+    _prune(directory, keep)
     logger.info("saved checkpoint %s (sequence %d)", directory / tag, sequence)
     return directory / tag
 

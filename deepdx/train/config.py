@@ -23,7 +23,7 @@ class TrainConfig:
 
     Parameters
     ----------
-    epochs : int, default=10
+    epochs : int, default=20
         Passes over the training data.
     batch_size : int or None, default=None
         Minibatch size; None means 64 for stochastic optimizers and the whole training set
@@ -32,7 +32,9 @@ class TrainConfig:
         A name from :func:`deepdx.train.optimizer_names` (``sgd``, ``momentum``,
         ``nesterov``, ``adam``, ``adamw``, ``lbfgs``, ...).
     lr : float or None, default=None
-        Learning rate; None picks the optimizer's default (adam 1e-3, sgd 0.1, ...).
+        Learning rate; None picks the optimizer's default: 3e-3 for adam (three times
+        torch's 1e-3, which suits the short default runs; see ``BENCHMARKS.md``), 0.1 for
+        sgd, 0.01 for momentum and nesterov, 1.0 for the line-search methods.
     momentum : float, default=0.9
         Momentum of ``momentum`` and ``nesterov``.
     weight_decay : float, default=0.0
@@ -61,7 +63,7 @@ class TrainConfig:
     3
     """
 
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int | None = None
     optimizer: str = "adam"
     lr: float | None = None

@@ -188,8 +188,8 @@ for _name, _entry in {
     "sgd": OptimizerEntry(_sgd, 0.1, False, "plain minibatch SGD"),
     "momentum": OptimizerEntry(_momentum, 0.01, False, "SGD with heavy-ball momentum"),
     "nesterov": OptimizerEntry(_nesterov, 0.01, False, "SGD with Nesterov momentum"),
-    "adam": OptimizerEntry(_adam, 1e-3, False, "Adam (Kingma & Ba 2015)"),
-    "adamw": OptimizerEntry(_adamw, 1e-3, False, "Adam with decoupled weight decay"),
+    "adam": OptimizerEntry(_adam, 3e-3, False, "Adam (Kingma & Ba 2015)"),
+    "adamw": OptimizerEntry(_adamw, 3e-3, False, "Adam with decoupled weight decay"),
     "torch-lbfgs": OptimizerEntry(
         _closure_based(lambda: torch.optim.LBFGS, line_search_fn="strong_wolfe"),
         1.0,

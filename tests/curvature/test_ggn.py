@@ -109,3 +109,10 @@ def test_ggn_vp_rejects_non_scalar_loss_on_outputs(mlp):
     v = [torch.ones_like(p) for p in mlp.params]
     with pytest.raises(InvalidParameterError, match=r"loss_on_outputs\(z\) must return a scalar"):
         ggn_vp(mlp.outputs, lambda z: z**2, mlp.params, v)
+
+
+def test_ggn_operator_works_inside_no_grad_block(mlp):
+    v = mlp.random_direction(7)
+    with torch.no_grad():
+        got = ggn_operator(mlp.outputs, mlp.loss_on_outputs, mlp.params)(v)
+    torch.testing.assert_close(got, mlp.dense_ggn() @ v, rtol=0, atol=1e-10)

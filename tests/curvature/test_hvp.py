@@ -91,3 +91,10 @@ def test_hvp_rejects_parameter_without_grad():
     w = torch.ones(2)
     with pytest.raises(InvalidParameterError, match=r"params\[0\].*requires_grad=True"):
         hvp(lambda: (w**2).sum(), [w], [torch.ones(2)])
+
+
+def test_hvp_works_inside_no_grad_block(mlp):
+    v = mlp.random_direction(6)
+    with torch.no_grad():
+        got = hvp_flat(mlp.loss, mlp.params, v)
+    torch.testing.assert_close(got, mlp.dense_hessian() @ v, rtol=0, atol=1e-10)

@@ -14,7 +14,7 @@ from deepdx.data.bundled import (
 )
 from deepdx.exceptions import DataError, InvalidParameterError
 
-from .conftest import idx_bytes, write_bytes
+from .helpers import idx_bytes, write_bytes
 
 CLASSIFICATION = [
     ("iris", (4,), [50, 50, 50]),

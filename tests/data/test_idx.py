@@ -7,7 +7,7 @@ import pytest
 from deepdx.data.idx import load_idx, read_idx, write_idx
 from deepdx.exceptions import DataError
 
-from .conftest import idx_bytes, write_bytes
+from .helpers import idx_bytes, write_bytes
 
 CASES = [
     (np.uint8, 0x08, (5, 28, 28)),

@@ -63,7 +63,10 @@ OPTIMIZERS: list[OptimizerSpec] = [
         capabilities=frozenset({"line_search", "param_groups"}),
         bad_kwargs=(
             ({"lr": -1.0}, r"`lr` of GradientDescent must be a float > 0; got -1\.0\."),
-            ({"line_search": "wolfe"}, r"`line_search` .* got 'wolfe'\. Did you mean 'strong_wolfe'\?"),
+            (
+                {"line_search": "wolfe"},
+                r"`line_search` .* got 'wolfe'\. Did you mean 'strong_wolfe'\?",
+            ),
             ({"max_iter": 0, "max_ls": 2.5}, r"`max_iter` .* an int >= 1; got 0\..*`max_ls`"),
             ({"c1": 0.5, "c2": 0.1}, r"needs c1 < c2; got c1=0\.5, c2=0\.1"),
         ),

@@ -166,3 +166,35 @@ def test_optimizer_runs_on_cuda(spec):
         optimizer.step(closure)
     assert x.device.type == "cuda"
     torch.testing.assert_close(x.detach(), torch.linalg.solve(A, b), atol=1e-6, rtol=0)
+
+
+def test_optimizer_step_without_closure_raises(spec):
+    optimizer = spec.make([torch.zeros(2, requires_grad=True)])
+    with pytest.raises(InvalidParameterError, match=r"\.step needs a closure .*got None"):
+        optimizer.step(None)
+
+
+def test_optimizer_add_param_group_restarts_and_moves_new_group(param_groups_spec):
+    A, b = make_spd(n=6, cond=50.0, seed=0)
+    head = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    tail = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    optimizer = param_groups_spec.make([head])
+    closure = make_closure(optimizer, quadratic(A, b), [head, tail])
+    optimizer.step(closure)
+    optimizer.add_param_group({"params": [tail]})
+    assert optimizer.state[head] == {}  # the flat vector grew: the algorithm starts over
+    run_until_stalled(optimizer, closure, param_groups_spec.steps)
+    x = torch.cat([head, tail]).detach()
+    torch.testing.assert_close(x, torch.linalg.solve(A, b), atol=1e-6, rtol=0)
+
+
+def test_optimizer_follows_an_lr_scheduler(spec):
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    optimizer = spec.make([x], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    closure = make_closure(optimizer, barrier, [x])
+    for _ in range(3):
+        optimizer.step(closure)
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.125
+    assert barrier(x.detach()) < barrier(torch.zeros(3, dtype=torch.float64))

@@ -1,0 +1,97 @@
+"""Helpers shared by the training monitors: layers by type, schedules, probes, measuring mode.
+
+Symbols
+-------
+θ_1 .. θ_m    the trainable parameter tensors of a model
+‖·‖           the Euclidean norm of all entries, over one tensor or a list of tensors
+k             a schedule period in optimizer steps (a monitor measures when step % k == 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from deepdx._random import seeded_torch
+
+__all__ = [
+    "WEIGHT_LAYER_TYPES",
+    "global_norm",
+    "measuring",
+    "on_schedule",
+    "take_probe",
+    "trainable_parameters",
+    "weight_layers",
+]
+
+#: Module types whose ``weight`` the monitors treat as a layer's weight matrix or kernel.
+WEIGHT_LAYER_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, Tensor]]:
+    """Return ``(qualified name, weight)`` of every trainable Linear / Conv layer of ``model``."""
+    return [
+        (name, module.weight)
+        for name, module in model.named_modules()
+        if isinstance(module, WEIGHT_LAYER_TYPES)
+        and isinstance(module.weight, Tensor)
+        and module.weight.requires_grad
+    ]
+
+
+def trainable_parameters(model: nn.Module) -> list[Tensor]:
+    """Return the parameters of ``model`` that require grad, in ``parameters()`` order."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def on_schedule(step: int, every: int) -> bool:
+    """Return whether a monitor with period ``every`` measures at optimizer step ``step``.
+
+    Step 1 (the gradient at the initial weights) is always measured, then every multiple
+    of ``every``.
+    """
+    return step == 1 or step % every == 0
+
+
+def global_norm(tensors: Sequence[Tensor]) -> Tensor:
+    """Return ‖(t_1, .., t_m)‖ as a 0-d tensor on the tensors' device, without a sync.
+
+    One ``_foreach_norm`` call gives the m per-tensor norms, then one norm of those: the
+    same two kernels ``clip_grad_norm_`` uses. Non-finite entries give NaN or inf, as is.
+    """
+    norms = torch._foreach_norm(list(tensors))  # m tensors of shape ()
+    return torch.linalg.vector_norm(torch.stack(norms))  # ()
+
+
+def take_probe(batch: Sequence[Tensor], size: int) -> tuple[Tensor, ...]:
+    """Return a detached copy of the first ``size`` rows of every tensor in ``batch``."""
+    return tuple(t[:size].detach().clone() for t in batch)
+
+
+@contextlib.contextmanager
+def measuring(model: nn.Module, seed: int) -> Iterator[None]:
+    """Put ``model`` in eval mode and seed torch's global RNG; restore both afterwards.
+
+    Each module's own ``training`` flag is restored (not a blanket ``model.train()``), so a
+    submodule the user froze in eval mode stays so; the global RNG state after the block is
+    the one before it, so a measurement never shifts dropout masks or batch order.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with seeded_torch(seed):
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode

@@ -1,0 +1,152 @@
+"""``GradientMonitor``: gradient norms and update-to-weight ratios during training.
+
+Symbols
+-------
+g_t (P,)         gradient of the minibatch loss at step t, all parameters flattened
+g_t^(l)          gradient of layer l's weight W^(l) (a Linear weight or a Conv kernel)
+W_t^(l)          layer l's weight before step t; W_{t+1}^(l) after it
+‖·‖              Euclidean norm of all entries
+k_g, k_u         ``layer_every`` and ``update_every``
+
+Signals (names from :mod:`deepdx.diagnose.signals`)
+---------------------------------------------------
+==========================  ==================================  ===========================
+``grad_norm``               ‖g_t‖                               every step
+``grad_norm/{layer}``       ‖g_t^(l)‖                           step 1 and every k_g steps
+``update_ratio/{layer}``    ‖W_{t+1}^(l) − W_t^(l)‖ / ‖W_t^(l)‖  step 1 and every k_u steps
+==========================  ==================================  ===========================
+
+These feed DIAGNOSTICS.md rules B1 (non-finite gradients), B5 (update ratio ~1e-3), B8
+(spikes above 10x the running median; ‖g_first‖ / ‖g_last‖ > 70) and B9 (vanishing).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from deepdx._validation import Interval, check_params
+from deepdx.diagnose.monitors._common import (
+    global_norm,
+    on_schedule,
+    trainable_parameters,
+    weight_layers,
+)
+from deepdx.diagnose.signals import GRAD_NORM, LAYER_GRAD_NORM, UPDATE_RATIO, layer_signal
+from deepdx.train.callbacks import Callback, TrainState
+
+__all__ = ["GradientMonitor"]
+
+
+class GradientMonitor(Callback):
+    """Log the global gradient norm every step, per-layer norms and update ratios on a schedule.
+
+    Parameters
+    ----------
+    layer_every : int, default=8
+        Log each layer's weight-gradient norm at step 1 and every ``layer_every`` steps.
+    update_every : int, default=16
+        Log each layer's update-to-weight ratio at step 1 and every ``update_every`` steps.
+
+    Attributes
+    ----------
+    skipped_reason : str or None
+        Why the per-layer signals are not logged (the model has no trainable ``nn.Linear`` or
+        ``nn.Conv*d`` layer), else None. ``grad_norm`` is logged for any model.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``layer_every`` or ``update_every`` is not an int >= 1.
+
+    Notes
+    -----
+    Layers are found by type, so any ``nn.Module`` works; ``{layer}`` is the qualified
+    module name (``layers.linear1``). A parameter without a gradient (not reached by the
+    loss) counts as a zero gradient. NaN and inf gradients are logged as they are.
+
+    Cost per step: one ``_foreach_norm`` over the gradients and one device sync (a single
+    ``tolist`` of all values logged at that step). On an update step the layer weights are
+    copied once before the optimizer step (memory: one copy of the weights).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from deepdx.data.dataset import from_arrays
+    >>> from deepdx.train import fit
+    >>> X = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    >>> data = from_arrays(X, (X[:, 0] > 0).astype(int))
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> h = fit(model, data, epochs=2, batch_size=16, callbacks=[GradientMonitor(layer_every=4)])
+    >>> h.step_series("grad_norm")[0].tolist()
+    [1, 2, 3, 4, 5, 6, 7, 8]
+    >>> h.step_series("grad_norm/0")[0].tolist(), sorted(k for k in h.steps if "/" in k)
+    ([1, 4, 8], ['grad_norm/0', 'grad_norm/2', 'update_ratio/0', 'update_ratio/2'])
+    """
+
+    def __init__(self, layer_every: int = 8, *, update_every: int = 16) -> None:
+        check_params(
+            "GradientMonitor",
+            {"layer_every": layer_every, "update_every": update_every},
+            {"layer_every": Interval(int, low=1), "update_every": Interval(int, low=1)},
+        )
+        self.layer_every, self.update_every = layer_every, update_every
+        self.skipped_reason: str | None = None
+        self._params: list[Tensor] = []
+        self._names: list[str] = []
+        self._weights: list[Tensor] = []
+        self._before: list[Tensor] | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Find the trainable parameters and the Linear / Conv layers of the model."""
+        self._params = trainable_parameters(state.model)
+        layers = weight_layers(state.model)
+        self._names = [name for name, _ in layers]
+        self._weights = [weight for _, weight in layers]
+        self._before = None
+        self.skipped_reason = (
+            None
+            if layers
+            else "the model has no trainable nn.Linear or nn.Conv*d layer, so per-layer "
+            "gradient norms and update ratios were not logged (grad_norm still is)."
+        )
+
+    def on_step_begin(self, state: TrainState) -> None:
+        """Copy the layer weights W_t before an update-ratio step."""
+        if self._weights and on_schedule(state.step + 1, self.update_every):
+            with torch.no_grad():
+                self._before = [w.detach().clone() for w in self._weights]
+
+    def on_step_end(self, state: TrainState) -> None:
+        """Log ‖g_t‖, and on schedule the per-layer norms and update ratios (one sync)."""
+        with torch.no_grad():
+            names, values = [GRAD_NORM], [self._grad_norm()]
+            if self._weights and on_schedule(state.step, self.layer_every):
+                names += [layer_signal(LAYER_GRAD_NORM, n) for n in self._names]
+                values += list(self._layer_grad_norms())
+            if self._before is not None:
+                names += [layer_signal(UPDATE_RATIO, n) for n in self._names]
+                values += list(self._update_ratios(self._before))
+                self._before = None
+            logged = torch.stack(values).tolist()  # the step's one device sync
+        for name, value in zip(names, logged, strict=True):
+            state.history.log_step(name, value, step=state.step)
+
+    # ------------------------------------------------------------------ kernels
+    def _grad_norm(self) -> Tensor:
+        """Return ‖g_t‖ over all parameters that hold a gradient (0 if none does)."""
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self._params[0].device if self._params else None)
+        return global_norm(grads)  # ()
+
+    def _layer_grad_norms(self) -> Tensor:
+        """Return ‖g_t^(l)‖ for every layer, shape (L,); a missing gradient counts as 0."""
+        grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self._weights]
+        return torch.stack(torch._foreach_norm(grads))  # (L,)
+
+    def _update_ratios(self, before: list[Tensor]) -> Tensor:
+        """Return ‖W_{t+1} − W_t‖ / ‖W_t‖ for every layer, shape (L,)."""
+        steps = torch._foreach_sub([w.detach() for w in self._weights], before)  # ΔW^(l)
+        change = torch.stack(torch._foreach_norm(steps))  # (L,)
+        return change / torch.stack(torch._foreach_norm(before))  # (L,)
