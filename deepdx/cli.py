@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_datasets(commands)
     _add_train(commands)
     _add_evaluate(commands)
+    _add_diagnose(commands)
     return parser
 
 
@@ -194,6 +195,48 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     scores = evaluate_run(args.run, args.data, target=args.target)
     print(json.dumps(scores, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- diagnose
+
+
+def _add_diagnose(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "diagnose",
+        help="find out why a net does not work (report.html + findings.json)",
+        description="Run the diagnosis checklist (pre-flight checks, shallow baselines, a "
+        "monitored training run, learning curves, capacity probes) and write the verdicts, "
+        "evidence and advice to --out/report.html and --out/findings.json.",
+    )
+    _add_run_arguments(sub)
+    sub.add_argument("--budget", type=float, help="seconds for the whole diagnosis (default 90)")
+    sub.add_argument("--n-jobs", type=int, default=1, help="parallel jobs for curves and probes")
+    sub.add_argument("--out", type=Path, help="report directory (default runs/diagnose-DATA)")
+    sub.set_defaults(handler=_run_diagnose)
+
+
+def _run_diagnose(args: argparse.Namespace) -> int:
+    from deepdx.diagnose import DEFAULT_BUDGET, diagnose
+    from deepdx.runs import load_dataset
+
+    config = resolve_run_config(args)
+    dataset = load_dataset(config)
+    progress = None if args.quiet else (lambda line: print(f"  {line}", file=sys.stderr))
+    result = diagnose(
+        dataset,
+        config.model,
+        budget=args.budget or DEFAULT_BUDGET,
+        val_size=config.val_size,
+        test_size=config.test_size,
+        n_jobs=args.n_jobs,
+        progress=progress,
+        **config.train.to_dict(),
+    )
+    out = args.out or Path("runs") / _slug(f"diagnose-{Path(config.data).stem}")
+    result.save(out)
+    print(result.summary_table())
+    print(f"\nreport: {out / 'report.html'}\nfindings: {out / 'findings.json'}")
     return 0
 
 

@@ -9,11 +9,11 @@ training and 10,000 for testing, with pixel intensities in [0, 1] (it is modelle
 logistic units and a cross-entropy error, through a 784-400-200-100-50-25-6
 autoencoder). That description is what this module follows.
 
-Where we deviate, or fill in what we could not confirm
-------------------------------------------------------
-The supporting online material gives the exact recipe (the distribution of the
-points, the spline, the stroke profile). We could not consult its text while writing
-this module, so these details are our own choices, stated here so they can be compared:
+Where this module deviates, or fills in details
+-----------------------------------------------
+The supporting online material of the paper specifies the exact recipe (the
+distribution of the points, the spline, the stroke profile). This module does not
+reproduce that recipe; its own choices, stated so they can be compared, are:
 
 1. Control points P_0, P_1, P_2 are drawn uniformly in [2, 25]^2 (pixel coordinates,
    pixel centres at 0..27), redrawn until every pair is at least 5 pixels apart and the
@@ -22,11 +22,13 @@ this module, so these details are our own choices, stated here so they can be co
    chord-length parameters t_0 = 0, t_1 = |P_1 - P_0| / (|P_1 - P_0| + |P_2 - P_1|),
    t_2 = 1 (Lagrange form, see :func:`curve_through`). It still has exactly six degrees
    of freedom, like the original.
-3. The stroke is rendered the way Hinton's own "drawing" demos render ink: the curve is
-   cut into 64 segments, each deposits ink equal to its length at its midpoint, split
-   over the four nearest pixels by bilinear weights; the ink image is blurred with a
-   Gaussian pen of width sigma = 0.75 pixel, scaled by sqrt(2 pi) sigma so the centre
-   of a stroke has intensity ~1, and clipped to [0, 1].
+3. The stroke is rendered the way Hinton's models of handwriting render a pen
+   trajectory (ink from evenly spaced points, shared among the nearest pixels, blurred
+   by a kernel, clipped at 1): the curve is cut into 64 segments; each deposits ink
+   equal to its length at its midpoint, split over the four nearest pixels by bilinear
+   weights; the ink image is blurred with a Gaussian pen of width sigma = 0.75 pixel,
+   scaled by sqrt(2 pi) sigma so the centre of a stroke has intensity ~1, and clipped
+   to [0, 1].
 
 Symbols
 -------

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deepdx.diagnose.baselines import BaselineResult
-from deepdx.diagnose.gradcheck import GradCheckResult
+from deepdx.diagnose.gradient_check import GradCheckResult
 from deepdx.train.history import History
 
 __all__ = ["CapacityProbe", "DataSanity", "Evidence", "LearningCurve", "Preflight"]

@@ -12,9 +12,10 @@ from typing import Any
 
 from deepdx._validation import Interval, OneOf, check_keys, check_params
 
-__all__ = ["SCHEDULES", "TrainConfig"]
+__all__ = ["NAN_POLICIES", "SCHEDULES", "TrainConfig"]
 
 SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine", "exponential", "plateau")
+NAN_POLICIES: tuple[str, ...] = ("raise", "skip_step", "rollback")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class TrainConfig:
         Seeds the minibatch order and dropout.
     deterministic : bool, default=False
         Call ``torch.use_deterministic_algorithms(True)`` during the run.
+    nan_policy : {"raise", "skip_step", "rollback"}, default="raise"
+        What a non-finite minibatch loss or gradient does. ``raise``: a ``NumericalError``
+        at the end of the epoch, naming the first bad step (no per-step cost).
+        ``skip_step``: that step's update is not applied and a ``skip_step`` event is
+        recorded. ``rollback``: the run returns to the start of the epoch with every
+        learning rate halved (up to 8 times) and records a ``rollback`` event. The last two
+        check every step, at the cost of one device synchronisation per step.
 
     Examples
     --------
@@ -76,6 +84,7 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     deterministic: bool = False
+    nan_policy: str = "raise"
 
     def __post_init__(self) -> None:
         check_params("TrainConfig", dataclasses.asdict(self), _CONSTRAINTS)
@@ -113,4 +122,5 @@ _CONSTRAINTS = {
     "train_eval_size": Interval(int, low=0),
     "seed": Interval(int, low=0),
     "deterministic": OneOf((True, False)),
+    "nan_policy": OneOf(NAN_POLICIES),
 }

@@ -100,6 +100,13 @@ class History:
         """Record a notable event (``"early_stop"``, ``"resume"``, ...)."""
         self.events.append({"kind": kind, **details})
 
+    def truncate_steps(self, last_step: int) -> None:
+        """Drop per-step entries after global step ``last_step`` (used by rollbacks)."""
+        for name, index in self.step_index.items():
+            keep = sum(1 for step in index if step <= last_step)
+            del index[keep:]
+            del self.steps[name][keep:]
+
     # -- reading ---------------------------------------------------------------------------
     def series(self, name: str) -> np.ndarray:
         """Return an epoch-level quantity as a float array (NaN where missing).

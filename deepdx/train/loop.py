@@ -16,10 +16,11 @@ Per epoch::
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,14 @@ __all__ = ["fit"]
 logger = logging.getLogger(__name__)
 
 _DEFAULT_BATCH_SIZE = 64
-# Settings that may differ between a run and its resumption without changing its result.
-_RESUMABLE_CHANGES = frozenset({"epochs", "device", "early_stopping"})
+#: Learning-rate factor applied at each rollback of ``nan_policy="rollback"``.
+ROLLBACK_LR_FACTOR = 0.5
+#: Rollbacks allowed in one run before giving up with a NumericalError.
+MAX_ROLLBACKS = 8
+# Settings that may differ between a run and its resumption without changing its result
+# (``epochs`` too, unless the schedule is shaped by the number of epochs).
+_RESUMABLE_CHANGES = frozenset({"device", "early_stopping"})
+_EPOCH_SHAPED_SCHEDULES = frozenset({"step", "cosine"})
 
 
 def fit(
@@ -167,6 +174,8 @@ class _Loop:
         )
         self.elapsed = 0.0
         self._rng_to_restore: Tensor | None = None
+        self._last_good: dict[str, Any] | None = None
+        self.n_rollbacks = 0
 
     # ------------------------------------------------------------------ the run
     def run(self) -> History:
@@ -176,7 +185,8 @@ class _Loop:
             for callback in self.callbacks:
                 callback.on_fit_start(self.state)
             while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
-                self._epoch()
+                if not self._epoch():
+                    self._rollback()
             if self.state.stop_reason is not None:
                 self.history.log_event(
                     "stop", reason=self.state.stop_reason, epoch=self.state.epoch
@@ -198,8 +208,13 @@ class _Loop:
             finally:
                 torch.use_deterministic_algorithms(previous)
 
-    def _epoch(self) -> None:
-        """One pass over the training data, then evaluation and the epoch callbacks."""
+    def _epoch(self) -> bool:
+        """Run one pass over the training data, then evaluate and call the epoch callbacks.
+
+        Returns False when a non-finite step under ``nan_policy="rollback"`` abandoned it.
+        """
+        if self.config.nan_policy == "rollback":
+            self._last_good = self._capture()
         start = time.perf_counter()
         state, n = self.state, len(self.train_data)
         state.epoch += 1
@@ -211,14 +226,27 @@ class _Loop:
             state.batch = tuple(t[index] for t in self.tensors)
             for callback in self.callbacks:
                 callback.on_step_begin(state)
-            loss = self.optimizer.step(self._closure)
-            losses[i] = loss.detach()
-            state.step += 1
-            state.loss = losses[i]
+            if not self._step(losses, i):
+                return False
             for callback in self.callbacks:
                 callback.on_step_end(state)
         self.elapsed += time.perf_counter() - start
         self._end_epoch(losses)
+        return True
+
+    def _step(self, losses: Tensor, i: int) -> bool:
+        """Take one optimizer step; apply the non-finite policy. False means roll back."""
+        loss = self._closure()  # loss and gradients at the current parameters
+        if self.config.nan_policy != "raise" and not _finite(loss, self.model):
+            if self.config.nan_policy == "rollback":
+                return False
+            self.history.log_event("skip_step", epoch=self.state.epoch, step=self.state.step + 1)
+        else:
+            self.optimizer.step(_Replay(loss, self._closure))  # type: ignore[arg-type]
+        losses[i] = loss.detach()
+        self.state.step += 1
+        self.state.loss = losses[i]
+        return True
 
     def _closure(self) -> Tensor:
         """Zero the gradients, compute the minibatch loss, backpropagate, clip."""
@@ -234,11 +262,13 @@ class _Loop:
         """Check the losses, record the epoch, step the schedule, run epoch callbacks."""
         step_losses = losses.cpu().numpy()
         first = self.state.step - len(step_losses) + 1
-        _check_finite(step_losses, first_step=first, epoch=self.state.epoch, lr=self.state.lr)
+        finite = np.isfinite(step_losses)
+        if self.config.nan_policy == "raise" or not finite.any():
+            _check_finite(step_losses, first_step=first, epoch=self.state.epoch, lr=self.state.lr)
         self.history.log_steps("loss", step_losses, first_step=first)
         record = EpochRecord(
             epoch=self.state.epoch,
-            train_loss=float(step_losses.mean()),
+            train_loss=float(step_losses[finite].mean()),
             lr=self.state.lr,
             time=0.0,
         )
@@ -277,19 +307,72 @@ class _Loop:
     # ------------------------------------------------------------------ resume
     def snapshot(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Return ``(model_state, loop_state)``, everything needed to resume exactly."""
+        captured = self._capture()
+        model_state = captured.pop("model")
         loop_state = {
+            **captured,
             "config": self.config.to_dict(),
-            "epoch": self.state.epoch,
-            "step": self.state.step,
             "elapsed": self.elapsed,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
             "history": self.history.to_dict(),
-            "callbacks": [callback.state_dict() for callback in self.callbacks],
         }
-        return dict(self.model.state_dict()), loop_state
+        return model_state, loop_state
+
+    def _capture(self) -> dict[str, Any]:
+        """Copy the model, optimizer, schedule, RNG and callback states, and the counters."""
+        return copy.deepcopy(
+            {
+                "model": dict(self.model.state_dict()),
+                "epoch": self.state.epoch,
+                "step": self.state.step,
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": None if self.schedule is None else self.schedule.state_dict(),
+                "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "callbacks": [callback.state_dict() for callback in self.callbacks],
+            }
+        )
+
+    def _restore(self, model_state: dict[str, Tensor], state: dict[str, Any]) -> None:
+        """Load states produced by :meth:`_capture` (or a checkpoint) into the loop."""
+        if len(state["callbacks"]) != len(self.callbacks):
+            raise InvalidParameterError(
+                f"cannot resume: the checkpoint holds {len(state['callbacks'])} callback states "
+                f"but this run has {len(self.callbacks)} callbacks; pass the same callbacks."
+            )
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        self.state.epoch, self.state.step = state["epoch"], state["step"]
+        for callback, callback_state in zip(self.callbacks, state["callbacks"], strict=True):
+            callback.load_state_dict(callback_state)
+
+    def _rollback(self) -> None:
+        """Return to the start of the failed epoch with every learning rate scaled down."""
+        self.n_rollbacks += 1
+        failed_step = self.state.step + 1
+        if self.n_rollbacks > MAX_ROLLBACKS:
+            raise NumericalError(
+                f"the training loss stayed non-finite after {MAX_ROLLBACKS} rollbacks (last at "
+                f"epoch {self.state.epoch}, step {failed_step}, lr {self.state.lr:g}); check "
+                "the data and the model for values that overflow."
+            )
+        assert self._last_good is not None
+        captured = copy.deepcopy(self._last_good)
+        self._restore(captured.pop("model"), captured)
+        torch.set_rng_state(captured["torch_rng"])  # inside the run's forked RNG
+        _scale_learning_rates(self.optimizer, self.schedule, ROLLBACK_LR_FACTOR)
+        self.history.truncate_steps(self.state.step)
+        self.history.log_event(
+            "rollback", epoch=self.state.epoch + 1, step=failed_step, new_lr=self.state.lr
+        )
+        logger.warning(
+            "non-finite loss at step %d: rolled back to epoch %d, lr %g",
+            failed_step,
+            self.state.epoch,
+            self.state.lr,
+        )
 
     def resume_from(self, directory: str | Path) -> None:
         """Load the latest checkpoint in ``directory`` into this loop, if there is one."""
@@ -301,24 +384,26 @@ class _Loop:
         checkpoint = load_checkpoint(directory, device=self.device)
         state = checkpoint.state
         _check_same_run(TrainConfig.from_dict(state["config"]), self.config)
-        self.model.load_state_dict(checkpoint.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.schedule is not None and state["schedule"] is not None:
-            self.schedule.load_state_dict(state["schedule"])
-        self.generator.set_state(state["generator"])
+        self._restore(checkpoint.model_state, state)
         self._rng_to_restore = state["torch_rng"]
         self.history = History.from_dict(state["history"])
         self.history.log_event("resume", epoch=state["epoch"], step=state["step"])
         self.state.history = self.history
-        self.state.epoch, self.state.step = state["epoch"], state["step"]
         self.elapsed = state["elapsed"]
-        if len(state["callbacks"]) != len(self.callbacks):
-            raise InvalidParameterError(
-                f"cannot resume: the checkpoint holds {len(state['callbacks'])} callback states "
-                f"but this run has {len(self.callbacks)} callbacks; pass the same callbacks."
-            )
-        for callback, callback_state in zip(self.callbacks, state["callbacks"], strict=True):
-            callback.load_state_dict(callback_state)
+
+
+class _Replay:
+    """A closure whose first call returns an already computed loss (gradients in place)."""
+
+    def __init__(self, loss: Tensor, closure: Callable[[], Tensor]) -> None:
+        self.loss: Tensor | None = loss
+        self.closure = closure
+
+    def __call__(self) -> Tensor:
+        if self.loss is None:
+            return self.closure()
+        loss, self.loss = self.loss, None
+        return loss
 
 
 # ---------------------------------------------------------------------- helpers
@@ -368,13 +453,32 @@ def _check_finite(losses: np.ndarray, *, first_step: int, epoch: int, lr: float)
         )
 
 
+def _finite(loss: Tensor, model: nn.Module) -> bool:
+    """Return whether the loss and every gradient are finite (one device sync)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    total = loss.detach().abs() + (nn.utils.get_total_norm(grads) if grads else 0.0)
+    return bool(torch.isfinite(total))
+
+
+def _scale_learning_rates(
+    optimizer: torch.optim.Optimizer, schedule: object, factor: float
+) -> None:
+    """Multiply every group's learning rate (and the schedule's base rates) by ``factor``."""
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    base_lrs = getattr(schedule, "base_lrs", None)
+    if base_lrs is not None:
+        schedule.base_lrs = [lr * factor for lr in base_lrs]
+
+
 def _check_same_run(saved: TrainConfig, current: TrainConfig) -> None:
     """Raise unless a resumed run keeps every setting that shapes its trajectory."""
     saved_dict, current_dict = saved.to_dict(), current.to_dict()
+    free = _RESUMABLE_CHANGES | (set() if saved.schedule in _EPOCH_SHAPED_SCHEDULES else {"epochs"})
     changed = [
         f"{key}: {saved_dict[key]!r} -> {current_dict[key]!r}"
         for key in saved_dict
-        if key not in _RESUMABLE_CHANGES and saved_dict[key] != current_dict[key]
+        if key not in free and saved_dict[key] != current_dict[key]
     ]
     if changed:
         raise InvalidParameterError(

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepdx.diagnose.gradcheck import (
+from deepdx.diagnose.gradient_check import (
     EXCELLENT_REL_ERROR,
     OK_REL_ERROR,
     WRONG_REL_ERROR,

@@ -95,8 +95,11 @@ def test_fit_gradient_clipping_bounds_the_norm(blobs):
 
     class NormProbe(Callback):
         def on_step_end(self, state):
-            norms.append(torch.linalg.vector_norm(
-                torch.cat([p.grad.flatten() for p in state.model.parameters()])).item())
+            norms.append(
+                torch.linalg.vector_norm(
+                    torch.cat([p.grad.flatten() for p in state.model.parameters()])
+                ).item()
+            )
 
     fit(make_mlp(), train, epochs=1, clip_grad_norm=0.01, callbacks=[NormProbe()])
     assert max(norms) <= 0.01 * (1 + 1e-5)
@@ -155,3 +158,79 @@ def test_fit_rejects_mismatched_validation_data(blobs):
 def test_train_config_round_trips_through_dict():
     config = TrainConfig(epochs=3, lr=0.5, optimizer="sgd")
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+class PoisonStep:
+    """A loss that is NaN on chosen global steps (counted by calls), normal otherwise."""
+
+    def __init__(self, bad_calls):
+        self.bad_calls, self.calls = set(bad_calls), 0
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+        return loss * float("nan") if self.calls in self.bad_calls else loss
+
+
+def test_fit_nan_policy_raise_names_the_step(blobs):
+    train, _ = blobs
+    with pytest.raises(NumericalError, match="step 3"):
+        fit(make_mlp(), train, epochs=2, batch_size=64, loss_fn=PoisonStep({3}))
+
+
+def test_fit_nan_policy_skip_step_leaves_weights_unchanged_on_bad_step(blobs):
+    train, _ = blobs
+    model = make_mlp()
+    history = fit(
+        model, train, epochs=2, batch_size=64, loss_fn=PoisonStep({3}), nan_policy="skip_step"
+    )
+    assert [e["step"] for e in history.events if e["kind"] == "skip_step"] == [3]
+    assert np.isnan(history.steps["loss"][2]) and np.isfinite(history.epochs[0].train_loss)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # skipping one step = a run whose third step applies no update: compare with that run
+    reference = make_mlp()
+    optimizer = torch.optim.Adam(reference.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    X, y = torch.from_numpy(train.X), torch.from_numpy(train.y)
+    step = 0
+    for _ in range(2):
+        perm = torch.randperm(len(X), generator=generator)
+        for i in range(0, len(X), 64):
+            step += 1
+            if step == 3:
+                continue
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(
+                reference(X[perm[i : i + 64]]), y[perm[i : i + 64]]
+            ).backward()
+            optimizer.step()
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters(), strict=True)
+    )
+
+
+def test_fit_nan_policy_rollback_redoes_the_epoch_with_half_the_lr(blobs):
+    train, _ = blobs
+    model = make_mlp()
+    history = fit(
+        model,
+        train,
+        epochs=3,
+        batch_size=64,
+        lr=0.02,
+        optimizer="sgd",
+        loss_fn=PoisonStep({6}),
+        nan_policy="rollback",
+    )  # call 6 = epoch 2, step 2
+    rollbacks = [e for e in history.events if e["kind"] == "rollback"]
+    assert rollbacks == [{"kind": "rollback", "epoch": 2, "step": 6, "new_lr": 0.01}]
+    assert [r.lr for r in history.epochs] == [0.02, 0.01, 0.01]
+    assert history.step_series("loss")[0].tolist() == list(range(1, 13))
+    assert np.isfinite(history.step_series("loss")[1]).all()
+
+
+def test_fit_nan_policy_rollback_gives_up_after_repeated_failures(blobs):
+    train, _ = blobs
+    always_nan = lambda m, b: m(b[0]).sum() * float("nan")  # noqa: E731
+    with pytest.raises(NumericalError, match="after 8 rollbacks"):
+        fit(make_mlp(), train, epochs=1, loss_fn=always_nan, nan_policy="rollback")

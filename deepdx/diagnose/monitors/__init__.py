@@ -12,8 +12,7 @@ monitor                    signals                                           whe
 GradientMonitor            grad_norm; grad_norm/{layer}; update_ratio/...    step; 8; 16
 ActivationMonitor          dead_fraction/, saturated_fraction/,              0, every epoch
                            soft_saturated_fraction/{layer}
-CurvatureMonitor           lambda_max, lr_times_lambda_max                   0, epochs 1,
-                                                                             middle, last
+CurvatureMonitor           lambda_max, lr_times_lambda_max                   0, final
 DistanceMonitor            distance_from_init                                every epoch
 default_monitors           all of the above with their default schedules
 =========================  ================================================  ===============
@@ -29,6 +28,7 @@ from deepdx.diagnose.monitors.activations import (
     SOFT_SATURATED_FRACTION,
     SOFT_SATURATION_BOUNDS,
     SOFT_SATURATION_GRADIENT,
+    SOFT_SATURATION_SHARE,
     ActivationMonitor,
 )
 from deepdx.diagnose.monitors.curvature import (
@@ -50,6 +50,7 @@ __all__ = [
     "SOFT_SATURATED_FRACTION",
     "SOFT_SATURATION_BOUNDS",
     "SOFT_SATURATION_GRADIENT",
+    "SOFT_SATURATION_SHARE",
     "ActivationMonitor",
     "CurvatureMonitor",
     "DistanceMonitor",

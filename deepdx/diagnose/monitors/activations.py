@@ -13,6 +13,7 @@ a (N, U, S) pre-activation of each unit at each of its S positions (S = 1 for fe
 w (N, U)    1 where the unit works on a sample: the rule below holds at some position
 r_u         fraction of samples on which unit u works, mean_n w[n, u]
 τ           ``INACTIVITY_THRESHOLD`` = 0.01; unit u is dead / saturated when r_u < τ
+τ_soft      ``SOFT_SATURATION_SHARE`` = 0.5; unit u is softly saturated when r_u < τ_soft
 
 Rules (DIAGNOSTICS.md B10, B11)
 -------------------------------
@@ -24,8 +25,8 @@ signal                                unit works on a sample when               
 ``soft_saturated_fraction/{layer}``   |a| < c, where f'(a) >= 1e-2 (below)       sigmoid/tanh
 ====================================  =========================================  ==========
 
-Each signal is the fraction of the layer's units with r_u < τ. SageMaker flags a layer
-when this fraction exceeds 50%.
+Each signal is the fraction of the layer's units with r_u < τ (r_u < τ_soft for the soft
+signal). SageMaker flags a layer when this fraction exceeds 50%.
 
 The SageMaker SaturatedActivation bounds (tanh ±9.4999, sigmoid [-23, 16.99999]) are where
 the derivative falls to about 1e-7 and float32 rounds the output to its asymptote: the unit
@@ -35,6 +36,12 @@ through the unit is attenuated at least a hundredfold:
 
     sigmoid:  σ'(a) = σ(1 − σ) = 1e-2  ⇔  σ = (1 − √(1 − 4·1e-2)) / 2  ⇔  |a| = 4.585
     tanh:     tanh'(a) = 1 − tanh² = 1e-2  ⇔  |a| = artanh(√(1 − 1e-2)) = 2.993
+
+and a unit counts when this holds on most probe samples (r_u < τ_soft). The strict rule
+misses weights that are merely too large: with pre-activations a ~ N(0, 60²) (a default
+init scaled by 100) every unit is still inside (-23, 17) on ~25% of samples, so none is
+saturated by the 1% rule, while |a| > 4.6 on ~94% of samples makes nearly all of them
+softly saturated.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ __all__ = [
     "SOFT_SATURATED_FRACTION",
     "SOFT_SATURATION_BOUNDS",
     "SOFT_SATURATION_GRADIENT",
+    "SOFT_SATURATION_SHARE",
     "ActivationMonitor",
 ]
 
@@ -100,6 +108,10 @@ SATURATION_BOUNDS: dict[type[nn.Module], tuple[float, float]] = {
 #: Derivative below which a unit counts as softly saturated (a 100x attenuation of the
 #: backward signal). A deepdx convention, not a published threshold.
 SOFT_SATURATION_GRADIENT = 1e-2
+
+#: A unit working (f'(a) >= SOFT_SATURATION_GRADIENT) on fewer than this fraction of probe
+#: samples is softly saturated: it is saturated on most of them. A deepdx convention.
+SOFT_SATURATION_SHARE = 0.5
 
 _ROOT = math.sqrt(1 - 4 * SOFT_SATURATION_GRADIENT)  # σ(1 − σ) = g ⇔ σ = (1 ∓ _ROOT) / 2
 
@@ -180,7 +192,6 @@ class ActivationMonitor(Callback):
         self.probe = probe
         self.skipped_reason: str | None = None
         self._probe: tuple[Tensor, ...] | None = None
-        self._restored = False
         self._initial_pending = False
         self._activations: list[tuple[str, nn.Module]] = []
 
@@ -193,11 +204,10 @@ class ActivationMonitor(Callback):
             if isinstance(module, RELU_FAMILY + SATURATING)
         ]
         self.skipped_reason = None if self._activations else _NO_ACTIVATIONS
-        if not self._restored:
+        if state.step == 0:  # a fresh run; a resumed one keeps the probe it saved
             self._probe = None if self.probe is None else take_probe(self.probe, self.probe_size)
         if self._probe is not None:
             self._probe = tuple(t.to(state.device) for t in self._probe)
-        self._restored = False
         self._initial_pending = state.step == 0
 
     def on_step_begin(self, state: TrainState) -> None:
@@ -221,7 +231,6 @@ class ActivationMonitor(Callback):
         """Restore the probe batch saved by :meth:`state_dict`."""
         probe = state.get("probe")
         self._probe = None if probe is None else tuple(probe)
-        self._restored = True
 
     # ------------------------------------------------------------------ measurement
     def _measure(self, state: TrainState) -> None:
@@ -304,22 +313,22 @@ def _by_unit(a: Tensor, *, last_axis: bool) -> Tensor:
 def _fractions(module: nn.Module, a: Tensor) -> dict[str, Tensor]:
     """Return the signals of one activation input a (N, U, S), each a 0-d tensor."""
     if isinstance(module, RELU_FAMILY):
-        return {DEAD_FRACTION: _idle_fraction(a > 0, a)}
+        return {DEAD_FRACTION: _idle_fraction(a > 0, a, INACTIVITY_THRESHOLD)}
     kind = nn.Sigmoid if isinstance(module, nn.Sigmoid) else nn.Tanh
     lo, hi = SATURATION_BOUNDS[kind]
     soft = SOFT_SATURATION_BOUNDS[kind]
     return {
-        SATURATED_FRACTION: _idle_fraction((a > lo) & (a < hi), a),
-        SOFT_SATURATED_FRACTION: _idle_fraction(a.abs() < soft, a),
+        SATURATED_FRACTION: _idle_fraction((a > lo) & (a < hi), a, INACTIVITY_THRESHOLD),
+        SOFT_SATURATED_FRACTION: _idle_fraction(a.abs() < soft, a, SOFT_SATURATION_SHARE),
     }
 
 
-def _idle_fraction(works: Tensor, a: Tensor) -> Tensor:
-    """Return the fraction of units u with r_u < τ; NaN if ``a`` holds NaN.
+def _idle_fraction(works: Tensor, a: Tensor, threshold: float) -> Tensor:
+    """Return the fraction of units u with r_u < ``threshold``; NaN if ``a`` holds NaN.
 
     ``works`` (N, U, S) says where each unit works; w = any over positions, r = mean over
     samples.
     """
     rate = works.any(dim=2).float().mean(dim=0)  # (U,) r_u
-    fraction = (rate < INACTIVITY_THRESHOLD).float().mean()  # ()
+    fraction = (rate < threshold).float().mean()  # ()
     return torch.where(a.isnan().any(), torch.nan, fraction)  # ()

@@ -24,8 +24,7 @@ def default_monitors(
     ----------
     curvature : bool, default=True
         Include the :class:`CurvatureMonitor` (the only one that costs extra backward
-        passes: about 20 Hessian-vector products at step 0, after epoch 1, the middle
-        epoch and the last).
+        passes: 10-20 Hessian-vector products at step 0 and on the final weights).
     probe : sequence of Tensor, optional
         A fixed batch ``(X, y)`` on which activations and curvature are measured, e.g. 256
         training samples; by default each of those monitors copies the run's first

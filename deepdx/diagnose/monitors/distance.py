@@ -56,17 +56,15 @@ class DistanceMonitor(Callback):
     def __init__(self) -> None:
         self.skipped_reason: str | None = None
         self._theta0: list[Tensor] | None = None
-        self._restored = False
 
     def on_fit_start(self, state: TrainState) -> None:
-        """Copy θ_0 (unless a checkpoint restored it)."""
+        """Copy θ_0 at the start of a fresh run (a resumed run keeps the θ_0 it saved)."""
         params = trainable_parameters(state.model)
         self.skipped_reason = None if params else _NO_PARAMETERS
-        if not self._restored:
+        if state.step == 0:
             self._theta0 = [p.detach().clone() for p in params]
         elif self._theta0 is not None:
             self._theta0 = [t.to(p.device) for t, p in zip(self._theta0, params, strict=True)]
-        self._restored = False
 
     def on_epoch_end(self, state: TrainState) -> None:
         """Log ‖θ − θ_0‖ / ‖θ_0‖ at the epoch's last step."""
@@ -86,7 +84,6 @@ class DistanceMonitor(Callback):
         """Restore θ_0 saved by :meth:`state_dict`."""
         theta0 = state.get("theta0")
         self._theta0 = None if theta0 is None else list(theta0)
-        self._restored = True
 
 
 _NO_PARAMETERS = "the model has no trainable parameter, so the weights cannot move."

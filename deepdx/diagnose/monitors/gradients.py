@@ -112,7 +112,8 @@ class GradientMonitor(Callback):
         )
 
     def on_step_begin(self, state: TrainState) -> None:
-        """Copy the layer weights W_t before an update-ratio step."""
+        """Copy the layer weights W_t before an update-ratio step (and only then)."""
+        self._before = None  # a step abandoned by a rollback never reached on_step_end
         if self._weights and on_schedule(state.step + 1, self.update_every):
             with torch.no_grad():
                 self._before = [w.detach().clone() for w in self._weights]

@@ -115,7 +115,7 @@ def apply_rules(evidence: Evidence, rules: Sequence[Rule] | None = None) -> list
 
 
 def _not_run(check: str, why: str) -> Finding:
-    """An info finding for a check that could not run."""
+    """Return the info finding for a check that could not run."""
     return Finding(
         "not_run",
         "info",
@@ -125,7 +125,7 @@ def _not_run(check: str, why: str) -> Finding:
 
 
 def _healthy(n_rules: int, skipped: dict[str, str]) -> Finding:
-    """The single finding that says no rule found a likely issue."""
+    """Return the single finding that says no rule found a likely issue."""
     caveat = f" ({len(skipped)} checks did not run)" if skipped else ""
     return Finding(
         "healthy",

@@ -28,15 +28,13 @@ from deepdx.diagnose import signals
 from deepdx.diagnose import thresholds as th
 from deepdx.diagnose.baselines import BaselineResult, normalised_gain
 from deepdx.diagnose.evidence import Evidence
+from deepdx.diagnose.monitors import LR_TIMES_LAMBDA_MAX, SOFT_SATURATED_FRACTION
 from deepdx.train.history import History
 
 #: Best possible accuracy or R².
 PERFECT_SCORE = 1.0
 #: Baselines whose decision function is linear in the (standardised) inputs.
 LINEAR_BASELINES = frozenset({"logistic_regression", "linear_svm", "ridge", "linear_svr"})
-#: Per-layer signal of sigmoid / tanh units saturated on most probe samples, a looser
-#: definition than :data:`deepdx.diagnose.signals.SATURATED_FRACTION`.
-SOFT_SATURATED_FRACTION = "soft_saturated_fraction/"
 # Steps whose median gives L0 when no pre-flight loss exists.
 _HEAD_STEPS = 5
 # Share of the run whose mean loss is the final loss.
@@ -88,21 +86,28 @@ def loss_progress(evidence: Evidence) -> float | None:
 
 
 # ------------------------------------------------------------------ per-layer signals
-def layer_summary(history: History | None, prefix: str, *, last: bool = False) -> dict[str, float]:
-    """Return ``{layer: median (or last) finite value}`` of a per-layer signal.
+def layer_summary(
+    history: History | None, prefix: str, *, reduce: str = "median"
+) -> dict[str, float]:
+    """Return ``{layer: median, last or max finite value}`` of a per-layer signal.
 
-    Step 0 holds measurements before training; it is used only when nothing else exists.
+    Step 0 holds measurements before training; the median uses it only when nothing else
+    exists, the last and max values always.
     """
     if history is None:
         return {}
     out: dict[str, float] = {}
-    for layer in signals.layers_of(history.steps, prefix):
+    for layer in signals.layers_of(list(history.steps), prefix):
         steps, values = history.step_series(signals.layer_signal(prefix, layer))
-        keep = np.isfinite(values) & ((steps > 0) | (steps.max(initial=0) == 0))
+        keep = np.isfinite(values)
+        if reduce == "median" and (steps[keep] > 0).any():
+            keep &= steps > 0
         if keep.any():
-            kept = values[keep]
-            out[layer] = float(kept[-1] if last else np.median(kept))
+            out[layer] = float(_REDUCERS[reduce](values[keep]))
     return out
+
+
+_REDUCERS = {"median": np.median, "last": lambda v: v[-1], "max": np.max}
 
 
 def update_ratios(history: History | None) -> tuple[float, float] | None:
@@ -151,9 +156,9 @@ def vanishing(profile: GradientProfile | None) -> bool:
     )
 
 
-def unit_fractions(history: History | None, prefix: str) -> dict[str, float]:
-    """Return the last measured fraction of dead or saturated units of each layer."""
-    return layer_summary(history, prefix, last=True)
+def unit_fractions(history: History | None, prefix: str, *, peak: bool = False) -> dict[str, float]:
+    """Return the last (or, with ``peak``, the largest) fraction of idle units per layer."""
+    return layer_summary(history, prefix, reduce="max" if peak else "last")
 
 
 def flow_blockers(evidence: Evidence) -> list[str]:
@@ -162,7 +167,7 @@ def flow_blockers(evidence: Evidence) -> list[str]:
     for prefix, what, limit in (
         (signals.DEAD_FRACTION, "dead", th.DEAD_LAYER_FRACTION),
         (signals.SATURATED_FRACTION, "saturated", th.SATURATED_LAYER_FRACTION),
-        (SOFT_SATURATED_FRACTION, "saturated", th.SATURATED_LAYER_FRACTION),
+        (SOFT_SATURATED_FRACTION, "nearly saturated", th.SATURATED_LAYER_FRACTION),
     ):
         for layer, share in unit_fractions(history, prefix).items():
             if share > limit.value:
@@ -185,13 +190,19 @@ def stability_limit(optimizer: str) -> th.Threshold | None:
 
 
 def sharpness(evidence: Evidence) -> np.ndarray | None:
-    """Return η·λ_max / limit at each curvature measurement (None when not applicable)."""
+    """Return η·λ_max / limit at each curvature measurement (None when not applicable).
+
+    η·λ_max is read from ``lr_times_lambda_max`` (the learning rate when measured), else
+    computed from ``lambda_max`` and the initial learning rate.
+    """
     limit = stability_limit(evidence.optimizer)
     if limit is None or evidence.history is None:
         return None
-    lam = evidence.history.step_series(signals.LAMBDA_MAX)[1]  # (K,)
-    lam = lam[np.isfinite(lam)]
-    return evidence.lr * lam / limit.value if lam.size else None
+    product = evidence.history.step_series(LR_TIMES_LAMBDA_MAX)[1]  # (K,)
+    if not np.isfinite(product).any():
+        product = evidence.lr * evidence.history.step_series(signals.LAMBDA_MAX)[1]  # (K,)
+    product = product[np.isfinite(product)]
+    return product / limit.value if product.size else None
 
 
 # ------------------------------------------------------------------ scores

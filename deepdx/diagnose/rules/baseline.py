@@ -27,7 +27,7 @@ __all__ = ["find_below_baseline"]
 
 
 def _net_score(evidence: Evidence) -> tuple[float, str] | None:
-    """The net's test score (same split as the baselines), else its validation score."""
+    """Return the net's test score (the baselines' split), else its validation score."""
     for score, split in ((evidence.net_test_score, "test"), (evidence.net_val_score, "val")):
         if score is not None and math.isfinite(score):
             return score, split

@@ -24,7 +24,7 @@ __all__ = ["find_capacity_gains"]
 
 
 def _margin(probe: CapacityProbe, other: CapacityProbe) -> tuple[str, float, th.Threshold]:
-    """How much ``probe`` beats ``other``: by validation score, else by relative val loss."""
+    """Return how much ``probe`` beats ``other``: by validation score, else by relative val loss."""
     if probe.val_score is not None and other.val_score is not None:
         return "val_score", probe.val_score - other.val_score, th.CAPACITY_SCORE_MARGIN
     if other.val_loss > 0:
@@ -37,13 +37,13 @@ def _margin(probe: CapacityProbe, other: CapacityProbe) -> tuple[str, float, th.
 
 
 def _beats(probe: CapacityProbe, other: CapacityProbe) -> bool:
-    """Whether ``probe`` beats ``other`` by a clear margin."""
+    """Return whether ``probe`` beats ``other`` by a clear margin."""
     _, delta, limit = _margin(probe, other)
     return delta >= limit.value
 
 
 def _probe_facts(probe: CapacityProbe, base: CapacityProbe) -> dict:
-    """The numbers of a probe compared with the base model."""
+    """Return the numbers of a probe compared with the base model."""
     measure, delta, limit = _margin(probe, base)
     return {
         "probe": probe.spec,
@@ -58,7 +58,7 @@ def _probe_facts(probe: CapacityProbe, base: CapacityProbe) -> dict:
 
 
 def _improvement_words(probe: CapacityProbe, base: CapacityProbe) -> str:
-    """'validation score 0.81 -> 0.9' or the loss equivalent."""
+    """Return 'validation score 0.81 -> 0.9', or the loss equivalent."""
     if probe.val_score is not None and base.val_score is not None:
         return f"validation score {fmt(base.val_score)} -> {fmt(probe.val_score)}"
     return f"validation loss {fmt(base.val_loss)} -> {fmt(probe.val_loss)}"

@@ -36,7 +36,7 @@ _REGULARISE = (
 
 # ------------------------------------------------------------------ C2/C3 overfitting
 def _score_gap(evidence: Evidence) -> dict:
-    """The train − validation score gap when it exceeds AUTOTRAINER's threshold."""
+    """Return the train − validation score gap when it exceeds AUTOTRAINER's threshold."""
     train, val = m.train_score(evidence), m.val_score(evidence)
     if train is None or val is None:
         return {}
@@ -48,7 +48,7 @@ def _score_gap(evidence: Evidence) -> dict:
 
 
 def _rising_val_loss(history: History | None) -> dict:
-    """C3: validation loss above its best for the last k evaluations while training falls."""
+    """Return C3 evidence: val loss stale above its best for k evaluations, train falling."""
     if history is None:
         return {}
     val, train = history.series("val_loss"), _train_losses(history)
@@ -70,13 +70,13 @@ def _rising_val_loss(history: History | None) -> dict:
 
 
 def _train_losses(history: History) -> np.ndarray:
-    """Per-epoch training loss in eval mode on the probe when logged, else the epoch mean."""
+    """Return the per-epoch eval-mode probe loss when logged, else the epoch-mean loss."""
     probe = history.series("train_eval_loss")
     return probe if np.isfinite(probe).all() and probe.size else history.series("train_loss")
 
 
 def _loss_gap(history: History | None) -> dict:
-    """C2 loss variant: (val − train)/train above 0.1 for the last ``patience`` evaluations."""
+    """Return C2 loss evidence: (val − train)/train > 0.1 for the last k evaluations."""
     if history is None or not history.epochs:
         return {}
     val, train = history.series("val_loss"), _train_losses(history)
@@ -242,7 +242,7 @@ def fit_power_law(sizes: np.ndarray, errors: np.ndarray) -> tuple[float, float]:
 
 
 def _errors(curve: LearningCurve) -> tuple[np.ndarray, np.ndarray]:
-    """Validation and training error per size: 1 − score, or the loss itself."""
+    """Return the validation and training error per size: 1 − score, or the loss itself."""
     val, train = np.asarray(curve.val_mean), np.asarray(curve.train_mean)  # (K,), (K,)
     if curve.metric == "loss":
         return val, train
@@ -250,7 +250,7 @@ def _errors(curve: LearningCurve) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _data_outlook(curve: LearningCurve) -> dict | None:
-    """Power-law extrapolation of the validation error and the final train/val gap."""
+    """Return the power-law extrapolation of the validation error and the final train/val gap."""
     val_err, train_err = _errors(curve)
     ok = np.isfinite(val_err) & (val_err > 0)
     if ok.sum() < th.LEARNING_CURVE_SIZES.value:

@@ -85,7 +85,7 @@ def find_exploding_gradients(evidence: Evidence) -> list[Finding]:
 
 
 def _spike_advice(spikes: m.Spikes) -> list[str]:
-    """Playbook advice for gradient-norm spikes."""
+    """Return the Playbook advice for gradient-norm spikes."""
     advice = [
         f"Clip the gradient norm at about {fmt(spikes.clip_at)} (the 90th percentile of the "
         "observed norms); if more than half of the steps end up clipped, lower the learning "

@@ -44,7 +44,7 @@ _LOWER_LR += "the loss starts to rise)."
 
 # ------------------------------------------------------------------ B2 divergence
 def _loss_divergence(evidence: Evidence) -> tuple[Severity, dict] | None:
-    """Severity and numbers of a loss that rose far above its best, else None."""
+    """Return the severity and numbers of a loss that rose far above its best, else None."""
     loss = m.step_losses(evidence.history)
     start = m.initial_loss(evidence)
     if loss.size < 2 or start is None:
@@ -132,7 +132,7 @@ def find_divergence(evidence: Evidence) -> list[Finding]:
 
 # ------------------------------------------------------------------ B5/B6 step size
 def _large_steps(evidence: Evidence) -> dict:
-    """Update ratio and η·λ_max measurements that exceed their 'too high' thresholds."""
+    """Return the update-ratio and η·λ_max measurements that exceed their 'too high' thresholds."""
     found: dict = {}
     ratios = m.update_ratios(evidence.history)
     if ratios is not None and ratios[0] > th.UPDATE_RATIO_HIGH.value:
@@ -147,7 +147,7 @@ def _large_steps(evidence: Evidence) -> dict:
 
 
 def _instability(evidence: Evidence) -> dict:
-    """Signs of an unstable run: divergence, gradient spikes, oscillation, or no progress."""
+    """Return signs of an unstable run: divergence, spikes, oscillation, no progress."""
     signs: dict = {}
     if evidence.divergence or _loss_divergence(evidence) is not None:
         signs["diverged"] = True
@@ -239,7 +239,7 @@ def _crawl(evidence: Evidence) -> float | None:
 
 
 def _small_steps(evidence: Evidence) -> dict:
-    """Independent measurements that say the weights barely move."""
+    """Return the independent measurements that say the weights barely move."""
     found: dict = {}
     ratios = m.update_ratios(evidence.history)
     if ratios is not None and ratios[0] < th.UPDATE_RATIO_LOW.value:
@@ -322,7 +322,7 @@ _STILL_KEYS = ("median_update_ratio", "lr_lambda_max_over_limit_max", "distance_
 
 
 def _still(steps: dict, crawling: bool) -> list[str]:
-    """Plain descriptions of the small-step measurements."""
+    """Return plain descriptions of the small-step measurements."""
     words = {
         "median_update_ratio": "median update/weight ratio",
         "lr_lambda_max_over_limit_max": "largest lr x lambda_max over its stability limit",

@@ -94,7 +94,7 @@ def find_wrong_gradient(evidence: Evidence) -> list[Finding]:
 
 
 def _gradient_advice(custom: tuple[str, ...], *, wrong: bool, kinks: bool) -> tuple[str, ...]:
-    """Next steps for a wrong or suspect gradient."""
+    """Return the next steps for a wrong or suspect gradient."""
     advice = []
     if custom:
         advice.append(
@@ -162,7 +162,7 @@ def find_loss_at_init(evidence: Evidence) -> list[Finding]:
 
 
 def _init_loss_message(pre: Preflight, deviation: float, ratio: float) -> tuple[str, tuple]:
-    """Summary and advice for an initial loss above, far above, or below chance."""
+    """Return the summary and advice for an initial loss above, far above, or below chance."""
     start = f"The loss before training is {fmt(pre.init_loss)}"
     if ratio > th.INIT_LOSS_OVERCONFIDENT.value:
         return (
@@ -197,7 +197,7 @@ def _init_loss_message(pre: Preflight, deviation: float, ratio: float) -> tuple[
 
 # ------------------------------------------------------------------ A2 one-batch overfit
 def _one_batch_passed(pre: Preflight) -> bool:
-    """Whether the one-batch overfit reached the score or the loss reduction of A2."""
+    """Return whether the one-batch overfit reached the score or the loss reduction of A2."""
     score = pre.one_batch_final_score
     if score is not None and score >= th.ONE_BATCH_SCORE.value:
         return True
@@ -349,7 +349,7 @@ def _input_gain(evidence: Evidence, pre: Preflight) -> tuple[float, float, float
 
 
 def _labels_learnable(evidence: Evidence) -> bool | None:
-    """Whether the best baseline beats chance by Deepchecks' gain (None without baselines)."""
+    """Return whether the best baseline beats chance clearly (None without baselines)."""
     best, chance = m.best_baseline(evidence), m.chance_score(evidence)
     if best is None or best.test_score is None or chance is None:
         return None
@@ -396,7 +396,7 @@ def find_data_issues(evidence: Evidence) -> list[Finding]:
 
 
 def _scale_issue(data: DataSanity) -> Finding | None:
-    """A finding for inputs far from zero mean and unit variance."""
+    """Return a finding for inputs far from zero mean and unit variance."""
     off_centre = data.feature_mean_abs_max > th.SCALE_MEAN_STDS.value * data.feature_std_max
     too_wide = data.feature_std_max > th.SCALE_STD_HIGH.value
     too_narrow = data.feature_std_min < th.SCALE_STD_LOW.value
@@ -424,7 +424,7 @@ def _scale_issue(data: DataSanity) -> Finding | None:
 
 
 def _imbalance_issue(data: DataSanity) -> Finding | None:
-    """A finding for a class imbalance above 10:1."""
+    """Return a finding for a class imbalance above 10:1."""
     if not data.imbalance_ratio > th.IMBALANCE_RATIO.value:
         return None
     return Finding(
@@ -441,7 +441,7 @@ def _imbalance_issue(data: DataSanity) -> Finding | None:
 
 
 def _duplicate_issue(data: DataSanity, n_train: int) -> Finding | None:
-    """A finding for validation or test rows that also occur in the training split."""
+    """Return a finding for validation or test rows that also occur in the training split."""
     n = data.n_duplicates_across_splits
     if n <= 0:
         return None

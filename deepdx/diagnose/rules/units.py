@@ -2,12 +2,14 @@
 
 The monitors measure, on a probe batch, the fraction of each activation layer's units that
 are dead (a ReLU-family unit active on < 1% of the samples) or saturated (a sigmoid / tanh
-unit in its flat tails on nearly every sample); the rules read the last measurement, the
-state the trained net ended in.
+unit in its flat tails on nearly every sample), before training and every epoch. A layer is
+flagged by its peak fraction (saturation at initialisation counts, even if training later
+recovers); the severity reads the last measurement, the state the trained net ended in.
 
 Symbols
 -------
-f_l     fraction of layer l's units that are dead (or saturated) at the last measurement
+f_l       fraction of layer l's units that are dead (or saturated) at the last measurement
+f_l^max   its largest value over the run
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from deepdx.diagnose import signals
 from deepdx.diagnose import thresholds as th
 from deepdx.diagnose.evidence import Evidence
 from deepdx.diagnose.findings import Finding, Severity
+from deepdx.diagnose.monitors import SOFT_SATURATED_FRACTION
 from deepdx.diagnose.rules import _measures as m
 
 __all__ = ["find_dead_units", "find_saturated_units"]
@@ -30,17 +33,27 @@ class _UnitRule:
     kind: str
     word: str
     meaning: str
-    layer: th.Threshold
-    severe: th.Threshold
+    layer_name: str  # names in `thresholds`, read at call time so overrides apply
+    severe_name: str
     advice: tuple[str, ...]
+
+    @property
+    def layer(self) -> th.Threshold:
+        """Return the layer threshold."""
+        return getattr(th, self.layer_name)
+
+    @property
+    def severe(self) -> th.Threshold:
+        """Return the severe threshold."""
+        return getattr(th, self.severe_name)
 
 
 _DEAD = _UnitRule(
     "dead_units",
     "dead",
     "inactive on almost every probe sample",
-    th.DEAD_LAYER_FRACTION,
-    th.DEAD_SEVERE_FRACTION,
+    "DEAD_LAYER_FRACTION",
+    "DEAD_SEVERE_FRACTION",
     (
         "Lower the learning rate: one large step can push ReLU units dead for good.",
         "Initialise biases at zero (or slightly positive) with He initialisation, or use "
@@ -52,8 +65,8 @@ _SATURATED = _UnitRule(
     "saturated_units",
     "saturated",
     "stuck in the flat tails of their activation",
-    th.SATURATED_LAYER_FRACTION,
-    th.SATURATED_SEVERE_FRACTION,
+    "SATURATED_LAYER_FRACTION",
+    "SATURATED_SEVERE_FRACTION",
     (
         "Initialise the weights smaller (Glorot / Xavier for sigmoid and tanh) and "
         "standardise the inputs, so pre-activations start near zero.",
@@ -64,18 +77,21 @@ _SATURATED = _UnitRule(
 
 
 def _unit_finding(
-    evidence: Evidence, fractions: dict[str, float], rule: _UnitRule, *, soft: bool = False
+    evidence: Evidence, prefix: str, rule: _UnitRule, *, soft: bool = False
 ) -> list[Finding]:
-    """One finding for the layers whose fraction exceeds the rule's threshold."""
-    flagged = {layer: f for layer, f in fractions.items() if f > rule.layer.value}
+    """Return one finding for the layers whose fraction ever exceeded the rule's threshold."""
+    peak = m.unit_fractions(evidence.history, prefix, peak=True)
+    flagged = {layer: f for layer, f in peak.items() if f > rule.layer.value}
     if not flagged:
         return []
+    last = m.unit_fractions(evidence.history, prefix)
     worst = max(flagged, key=flagged.__getitem__)
-    severe = flagged[worst] > rule.severe.value or len(flagged) == len(fractions)
+    severe = max(last.values()) > rule.severe.value or min(last.values()) > rule.layer.value
     failed = m.fit_failed(evidence) is True
     severity: Severity = "problem" if severe and failed and not soft else "warning"
     facts = {
-        "fractions": fractions,
+        "final_fractions": last,
+        "peak_fractions": peak,
         "flagged_layers": sorted(flagged),
         "worst_layer": worst,
         "training_failed": failed,
@@ -84,9 +100,9 @@ def _unit_finding(
         **rule.severe.cite("severe_threshold"),
     }
     summary = (
-        f"{flagged[worst]:.0%} of the units of {worst} are {rule.word} ({rule.meaning}); "
-        f"{len(flagged)} of {len(fractions)} layers are above {rule.layer.value:.0%}"
-        + ("; the net failed to learn." if failed else ".")
+        f"Up to {flagged[worst]:.0%} of the units of {worst} were {rule.word} ({rule.meaning}), "
+        f"{last[worst]:.0%} at the end; {len(flagged)} of {len(peak)} layers went above "
+        f"{rule.layer.value:.0%}" + ("; the net failed to learn." if failed else ".")
     )
     return [Finding(rule.kind, severity, summary, facts, rule.advice, "activations")]
 
@@ -102,9 +118,9 @@ def find_dead_units(evidence: Evidence) -> list[Finding]:
     Returns
     -------
     list of Finding
-        One ``dead_units`` finding when some layer has f_l > 0.5 (SageMaker DeadRelu):
-        ``problem`` when some f_l > 0.9 or every layer is flagged, and the net failed to
-        learn; else ``warning``.
+        One ``dead_units`` finding when some layer has f_l^max > 0.5 (SageMaker DeadRelu):
+        ``problem`` when some f_l > 0.9 or every layer has f_l > 0.5, and the net failed
+        to learn; else ``warning``.
 
     Notes
     -----
@@ -122,8 +138,7 @@ def find_dead_units(evidence: Evidence) -> list[Finding]:
     >>> [(f.kind, f.severity, f.evidence["worst_layer"]) for f in find_dead_units(ev)]
     [('dead_units', 'warning', 'net.act2')]
     """
-    fractions = m.unit_fractions(evidence.history, signals.DEAD_FRACTION)
-    return _unit_finding(evidence, fractions, _DEAD)
+    return _unit_finding(evidence, signals.DEAD_FRACTION, _DEAD)
 
 
 def find_saturated_units(evidence: Evidence) -> list[Finding]:
@@ -138,8 +153,8 @@ def find_saturated_units(evidence: Evidence) -> list[Finding]:
     Returns
     -------
     list of Finding
-        One ``saturated_units`` finding when some layer has f_l > 0.5 (SageMaker
-        SaturatedActivation): ``problem`` when some f_l > 0.9 or every layer is flagged,
+        One ``saturated_units`` finding when some layer has f_l^max > 0.5 (SageMaker
+        SaturatedActivation): ``problem`` when some f_l > 0.9 or every layer has f_l > 0.5,
         and the net failed to learn; else ``warning``. Without a flagged layer by the strict
         definition, the soft one can still give a ``warning``.
 
@@ -159,9 +174,5 @@ def find_saturated_units(evidence: Evidence) -> list[Finding]:
     >>> [(f.kind, f.severity) for f in find_saturated_units(ev)]
     [('saturated_units', 'problem')]
     """
-    hard = m.unit_fractions(evidence.history, signals.SATURATED_FRACTION)
-    found = _unit_finding(evidence, hard, _SATURATED)
-    if found:
-        return found
-    soft = m.unit_fractions(evidence.history, m.SOFT_SATURATED_FRACTION)
-    return _unit_finding(evidence, soft, _SATURATED, soft=True)
+    found = _unit_finding(evidence, signals.SATURATED_FRACTION, _SATURATED)
+    return found or _unit_finding(evidence, SOFT_SATURATED_FRACTION, _SATURATED, soft=True)

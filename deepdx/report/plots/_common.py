@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 __all__ = [
     "DPI",
@@ -32,6 +33,7 @@ __all__ = [
     "new_figure",
     "note_on_axes",
     "small_legend",
+    "ticks_at",
     "use_log_scale",
 ]
 
@@ -223,3 +225,9 @@ def small_legend(ax: Axes) -> None:
     handles = ax.get_legend_handles_labels()[0]
     if handles:
         ax.legend(fontsize=7, frameon=False, ncols=2 if len(handles) > 6 else 1)
+
+
+def ticks_at(ax: Axes, values: np.ndarray) -> None:
+    """Put the x ticks of a log axis at ``values``, labelled as plain integers."""
+    ax.set_xticks(values, labels=[f"{int(v):,}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())

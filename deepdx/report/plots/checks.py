@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 
 from deepdx.diagnose.baselines import BaselineResult
 from deepdx.diagnose.evidence import CapacityProbe, LearningCurve
-from deepdx.diagnose.gradcheck import OK_REL_ERROR, WRONG_REL_ERROR, GradCheckResult
-from deepdx.report.plots._common import FIGSIZE, has_finite, new_figure, small_legend
+from deepdx.diagnose.gradient_check import OK_REL_ERROR, WRONG_REL_ERROR, GradCheckResult
+from deepdx.report.plots._common import FIGSIZE, has_finite, new_figure, small_legend, ticks_at
 
 __all__ = ["plot_baselines", "plot_capacity", "plot_gradcheck", "plot_learning_curve"]
 
@@ -71,6 +71,7 @@ def plot_learning_curve(curve: LearningCurve | None) -> Figure | None:
         ax.errorbar(sizes, mean, yerr=std, marker="o", ms=4, capsize=3, label=split)
     if sizes.size and sizes.max() >= 10 * sizes.min() > 0:
         ax.set_xscale("log")
+        ticks_at(ax, sizes)
     ax.set(xlabel="training-set size", ylabel=curve.metric or "score")
     ax.set_title(f"mean ± std over {curve.n_folds} folds", fontsize=9)
     small_legend(ax)
@@ -163,6 +164,7 @@ def plot_capacity(probes: Sequence[CapacityProbe]) -> Figure | None:
         ax.annotate(probe.name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
     if params.min() > 0:
         ax.set_xscale("log")
+        ticks_at(ax, np.unique(params))
     ax.set(xlabel="trainable parameters", ylabel=field)
     small_legend(ax)
     return fig
@@ -174,7 +176,7 @@ def plot_gradcheck(result: GradCheckResult | None) -> Figure | None:
     Parameters
     ----------
     result : GradCheckResult or None
-        Output of :func:`~deepdx.diagnose.gradcheck.gradcheck`.
+        Output of :func:`~deepdx.diagnose.gradient_check.gradcheck`.
 
     Returns
     -------
@@ -189,7 +191,7 @@ def plot_gradcheck(result: GradCheckResult | None) -> Figure | None:
 
     Examples
     --------
-    >>> from deepdx.diagnose.gradcheck import GradCheckRow
+    >>> from deepdx.diagnose.gradient_check import GradCheckRow
     >>> row = GradCheckRow("fc.weight", (3, 2), 1.0, 1.0, 1e-9, "ok")
     >>> res = GradCheckResult((), (row,), "ok", "fc.weight", 1e-9, (), (), "", 1e-6, 4,
     ...                       "directions", 1e-12)

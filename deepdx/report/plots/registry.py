@@ -6,16 +6,18 @@ which skipped checks explain a missing plot.
 ==============  =====================================  ====================================
 name            drawn from                             ``Evidence.skipped`` keys looked up
 ==============  =====================================  ====================================
-loss            history: loss, train/val loss          loss, training
-metric          history: train/val metric              metric, training
+loss            history: loss, train/val loss          training_run
+metric          history: train/val metric              training_run
 learning_curve  learning_curve                         learning_curve
 baselines       baselines, net_test_score              baselines
-grad_norms      history: grad_norm, grad_norm/<layer>  grad_norms, gradients, training
-activations     history: dead/saturated_fraction/...   activations, training
-curvature       history: lambda_max, lr; evidence.lr   curvature, training
-capacity        capacity                               capacity
-gradcheck       gradcheck                              gradcheck
+grad_norms      history: grad_norm, grad_norm/<layer>  training_run
+activations     history: dead/saturated_fraction/...   training_run
+curvature       history: lambda_max, lr; evidence.lr   training_run
+capacity        capacity                               capacity, capacity_probes
+gradcheck       gradcheck                              gradcheck, gradient_check
 ==============  =====================================  ====================================
+
+The keys are the check names of :func:`deepdx.diagnose.diagnose` with spaces as underscores.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         caption="Left: training loss per step (moving average; the band spans each bin's min "
         "to max). Right: mean training and validation loss per epoch.",
         draw=lambda ev: plot_loss(ev.history),
-        checks=("loss", "training"),
+        checks=("training_run",),
         missing="no loss was recorded",
     ),
     ReportPlot(
@@ -84,7 +86,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         title="Metric",
         caption="Training and validation metric per epoch.",
         draw=lambda ev: plot_metric(ev.history),
-        checks=("metric", "training"),
+        checks=("training_run",),
         missing="no training or validation metric was recorded",
     ),
     ReportPlot(
@@ -111,7 +113,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         caption="Gradient norm of each layer's weight (and the global norm, black) over "
         "steps, log scale.",
         draw=lambda ev: plot_grad_norms(ev.history),
-        checks=("grad_norms", "gradients", "training"),
+        checks=("training_run",),
         missing="no gradient norms were recorded",
     ),
     ReportPlot(
@@ -120,7 +122,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         caption="Fraction of dead units (solid) and saturated units (dashed) of each "
         "activation layer over steps.",
         draw=lambda ev: plot_activations(ev.history),
-        checks=("activations", "training"),
+        checks=("training_run",),
         missing="no dead or saturated fractions were recorded",
     ),
     ReportPlot(
@@ -129,7 +131,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         caption="Largest Hessian eigenvalue λ_max over steps; gradient descent is unstable "
         "above the dashed line 2/η.",
         draw=lambda ev: plot_curvature(ev.history, lr=ev.lr),
-        checks=("curvature", "training"),
+        checks=("training_run",),
         missing="λ_max was not measured",
     ),
     ReportPlot(
@@ -138,7 +140,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         caption="Train-probe and validation score (or loss) of each model variant against "
         "its number of trainable parameters.",
         draw=lambda ev: plot_capacity(ev.capacity),
-        checks=("capacity",),
+        checks=("capacity", "capacity_probes"),
         missing="no capacity probe was run",
     ),
     ReportPlot(
@@ -147,7 +149,7 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
         caption="Relative error of each finite-difference comparison, log scale; below 1e-4 "
         "is ok, above 1e-2 the gradient is wrong.",
         draw=lambda ev: plot_gradcheck(ev.gradcheck),
-        checks=("gradcheck",),
+        checks=("gradcheck", "gradient_check"),
         missing="the gradient check was not run",
     ),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from deepdx.diagnose.signals import (
     DEAD_FRACTION,
@@ -143,6 +144,7 @@ def _draw_step_loss(ax: Axes, steps: np.ndarray, loss: np.ndarray) -> None:
         ax.axvline(steps[~finite][0], color="tab:red", lw=1, label="first non-finite loss")
     ax.set_yscale("log" if use_log_scale(loss) else "linear")
     ax.set(xlabel="step", ylabel="training loss", title="per step")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     small_legend(ax)
 
 

@@ -1,0 +1,297 @@
+"""``diagnose``: run the whole checklist on data (and a model) and return the verdicts.
+
+Order, cheapest first, each check given a share of the time budget::
+
+    data sanity -> shallow baselines -> gradient check -> pre-flight (init loss, one-batch
+    overfit, zeroed inputs) -> the monitored training run -> learning curve -> capacity probes
+    -> rules -> Diagnosis
+
+A check that cannot run (no budget left, a custom model that cannot be varied, no targets)
+is recorded in ``Evidence.skipped`` and reported as ``not_run``; it never fails the diagnosis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepdx.data import Dataset, Splits, load, prepare
+from deepdx.diagnose._budget import Budget
+from deepdx.diagnose.baselines import fit_baselines
+from deepdx.diagnose.capacity import capacity_probes
+from deepdx.diagnose.diagnosis import Diagnosis
+from deepdx.diagnose.evidence import Evidence
+from deepdx.diagnose.generalization import learning_curve
+from deepdx.diagnose.gradient_check import gradcheck
+from deepdx.diagnose.monitors import default_monitors
+from deepdx.diagnose.preflight import run_preflight
+from deepdx.diagnose.rules import apply_rules
+from deepdx.diagnose.sanity import data_sanity
+from deepdx.exceptions import DiagnosticWarning, NumericalError
+from deepdx.nets import build_model
+from deepdx.train import Callback, History, TrainConfig, TrainState, evaluate, fit
+from deepdx.train.objectives import LossFn, default_loss, metric_name
+from deepdx.train.optimizers import optimizer_entry
+
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "diagnose"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a diagnosis may spend by default (``--budget``).
+DEFAULT_BUDGET = 90.0
+#: The model diagnosed when none is given.
+DEFAULT_MODEL = "mlp"
+#: Training samples evaluated each epoch so train and validation scores are comparable.
+TRAIN_PROBE_SIZE = 2000
+#: Shares of the remaining budget given to the optional checks.
+_BASELINE_SHARE, _PREFLIGHT_SHARE, _CURVE_SHARE = 0.15, 0.15, 0.5
+
+
+def diagnose(
+    data: Dataset | str,
+    model: nn.Module | str | None = None,
+    *,
+    budget: float = DEFAULT_BUDGET,
+    loss_fn: LossFn | None = None,
+    val_size: float = 0.1,
+    test_size: float = 0.2,
+    n_jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
+    **fit_options: Any,
+) -> Diagnosis:
+    """Diagnose a net on ``data``: run every check and return findings with evidence.
+
+    Parameters
+    ----------
+    data : Dataset or str
+        A dataset, or a name or path for :func:`deepdx.data.load`.
+    model : nn.Module or str, optional
+        A model spec (``"mlp:256,128"``, ``"conv"``, ``"FILE.py:FUNCTION"``) or an untrained
+        ``nn.Module`` (it is copied, never trained in place). Default: ``"mlp"``.
+    budget : float, default=90.0
+        Seconds for the whole diagnosis; optional checks shrink or are skipped to fit.
+    loss_fn : callable, optional
+        ``loss_fn(model, batch) -> scalar``; the task's standard loss by default.
+    val_size, test_size : float
+        Held-out fractions (a dataset's own test set wins).
+    n_jobs : int, default=1
+        Parallel jobs (joblib) for the learning curve and the capacity probes.
+    progress : callable, optional
+        Receives one line as each check starts and ends.
+    **fit_options
+        Settings of :class:`deepdx.train.TrainConfig` for the training run (``epochs``,
+        ``lr``, ``optimizer``, ``batch_size``, ``seed``...).
+
+    Returns
+    -------
+    Diagnosis
+        ``findings`` (problems first), the ``evidence``, settings and timings;
+        ``Diagnosis.save(dir)`` writes ``report.html`` and ``findings.json``.
+    """
+    clock = Budget(budget)
+    dataset = load(data) if isinstance(data, str) else data
+    config = TrainConfig().replace(**fit_options)
+    splits, _ = prepare(dataset, val_size=val_size, test_size=test_size, seed=config.seed)
+    config = config.replace(train_eval_size=min(TRAIN_PROBE_SIZE, len(splits.train)))
+    spec, make_model = _model_factory(model, dataset, config.seed)
+    run = _Run(splits, config, make_model, spec, loss_fn, clock, n_jobs, progress)
+    run.check_all()
+    settings = {
+        "data": dataset.name,
+        "model": spec,
+        "budget_s": budget,
+        "val_size": val_size,
+        "test_size": test_size,
+        "train": config.to_dict(),
+        "n_samples": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+    }
+    return Diagnosis(apply_rules(run.evidence), run.evidence, settings, run.timings)
+
+
+@dataclass
+class _Run:
+    """The checks of one diagnosis, filling ``evidence`` as they go."""
+
+    splits: Splits
+    config: TrainConfig
+    make_model: Callable[[], nn.Module]
+    spec: str
+    loss_fn: LossFn | None
+    clock: Budget
+    n_jobs: int
+    progress: Callable[[str], None] | None
+    evidence: Evidence = field(init=False)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        train = self.splits.train
+        self.evidence = Evidence(
+            task=train.task,
+            metric=metric_name(train.task),
+            n_classes=train.n_classes,
+            n_train=len(train),
+            optimizer=self.config.optimizer,
+            lr=_resolved_lr(self.config),
+            model_spec=self.spec,
+        )
+
+    def check_all(self) -> None:
+        """Run every check in order; each one is timed and may be skipped."""
+        ev, splits = self.evidence, self.splits
+        with self._step("data sanity"):
+            ev.data_sanity = data_sanity(splits)
+        self._baselines()
+        with self._step("gradient check"):
+            batch = _first_batch(splits.train, 8)
+            ev.gradcheck = gradcheck(self.make_model(), self._loss, batch, seed=self.config.seed)
+        with self._step("pre-flight"):
+            ev.preflight = run_preflight(
+                self.make_model,
+                splits,
+                loss_fn=self.loss_fn,
+                config=self.config,
+                budget=self.clock.share(_PREFLIGHT_SHARE),
+                seed=self.config.seed,
+            )
+        with self._step("training run"):
+            self._train()
+        self._learning_curve()
+        self._capacity()
+
+    # ------------------------------------------------------------------ checks
+    def _baselines(self) -> None:
+        if self.splits.train.task == "unsupervised":
+            self.evidence.skipped["baselines"] = "unsupervised data has no targets to predict"
+            return
+        with self._step("baselines"):
+            self.evidence.baselines = fit_baselines(
+                self.splits.train,
+                self.splits.test,
+                budget_s=self.clock.remaining() * _BASELINE_SHARE,
+                seed=self.config.seed,
+            )
+
+    def _train(self) -> None:
+        ev, splits = self.evidence, self.splits
+        model = self.make_model()
+        keeper = _HistoryKeeper()
+        callbacks = [keeper, *default_monitors()]
+        try:
+            fit(
+                model,
+                splits.train,
+                splits.val,
+                config=self.config,
+                loss_fn=self.loss_fn,
+                callbacks=callbacks,
+            )
+        except NumericalError as exc:
+            ev.divergence = str(exc)
+        ev.history = keeper.history
+        if ev.divergence is None and ev.metric:
+            scores = {
+                name: evaluate(model, part, loss_fn=self.loss_fn)[ev.metric]
+                for name, part in (
+                    ("train", splits.train),
+                    ("val", splits.val),
+                    ("test", splits.test),
+                )
+            }
+            ev.net_train_score, ev.net_val_score = scores["train"], scores["val"]
+            ev.net_test_score = scores["test"]
+
+    def _learning_curve(self) -> None:
+        ev = self.evidence
+        if ev.divergence is not None:
+            ev.skipped["learning_curve"] = "the training run diverged; fix that first"
+            return
+        with self._step("learning curve"):
+            ev.learning_curve = learning_curve(
+                self.make_model,
+                self.splits.train,
+                config=self.config,
+                budget=self.clock.share(_CURVE_SHARE),
+                seed=self.config.seed,
+                n_jobs=self.n_jobs,
+            )
+
+    def _capacity(self) -> None:
+        ev = self.evidence
+        if ev.divergence is not None:
+            ev.skipped["capacity"] = "the training run diverged; fix that first"
+            return
+        with self._step("capacity probes"):
+            ev.capacity = capacity_probes(
+                self.spec,
+                self.splits,
+                config=self.config,
+                budget=self.clock.share(1.0),
+                seed=self.config.seed,
+                n_jobs=self.n_jobs,
+            )
+
+    # ------------------------------------------------------------------ helpers
+    def _loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return (self.loss_fn or default_loss(self.splits.train.task))(model, batch)
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """Time a check, report progress, and record a failure as a skipped check."""
+        if self.progress is not None:
+            self.progress(f"{name} ...")
+        start = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:  # a failing check must not lose the other checks' evidence
+            logger.exception("diagnosis check %r failed", name)
+            self.evidence.skipped[name.replace(" ", "_")] = f"failed: {exc}"
+            warnings.warn(
+                f"diagnosis check {name!r} failed: {exc}", DiagnosticWarning, stacklevel=3
+            )
+        finally:
+            self.timings[name] = time.perf_counter() - start
+            if self.progress is not None:
+                self.progress(f"{name} done in {self.timings[name]:.1f}s")
+
+
+class _HistoryKeeper(Callback):
+    """Keep a reference to the run's history so it survives a diverging run."""
+
+    def __init__(self) -> None:
+        self.history: History | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Remember the history object."""
+        self.history = state.history
+
+
+def _model_factory(
+    model: nn.Module | str | None, dataset: Dataset, seed: int
+) -> tuple[str, Callable[[], nn.Module]]:
+    """Return the model's spec and a function that builds fresh, identical, untrained copies."""
+    if isinstance(model, nn.Module):
+        initial = copy.deepcopy(model)
+        return "custom", lambda: copy.deepcopy(initial)
+    spec = model or DEFAULT_MODEL
+    build_model(spec, dataset.sample_shape, dataset.n_outputs, seed=seed)  # fail early
+    return spec, lambda: build_model(spec, dataset.sample_shape, dataset.n_outputs, seed=seed)
+
+
+def _first_batch(data: Dataset, n: int) -> tuple[torch.Tensor, ...]:
+    """Return the first ``n`` rows as a batch tuple."""
+    X = torch.from_numpy(data.X[:n])
+    return (X,) if data.y is None else (X, torch.from_numpy(data.y[:n]))
+
+
+def _resolved_lr(config: TrainConfig) -> float:
+    """Return the learning rate the run will use (the optimizer's default when unset)."""
+    return config.lr if config.lr is not None else optimizer_entry(config.optimizer).default_lr
