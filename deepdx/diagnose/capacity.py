@@ -173,7 +173,7 @@ def capacity_probes(
     config: TrainConfig,
     budget: Budget | float | None = None,
     seed: int = 0,
-    n_jobs: int | None = 1,
+    n_jobs: int = 1,
     loss_fn: LossFn | None = None,
 ) -> list[CapacityProbe]:
     """Train the base, wider, deeper and narrower variants of ``spec`` briefly (D2, D3).
@@ -189,11 +189,12 @@ def capacity_probes(
         same epochs; ``train_eval_size`` (``PROBE_TRAIN_EVAL_SIZE`` when unset) training
         rows are scored in eval mode each epoch, comparable with validation.
     budget : Budget or float, optional
-        Time allowance in seconds (None: unlimited). Pilot runs measure each variant's cost;
-        the epochs of all probes are then cut, all alike, until they fit.
+        Time allowance in seconds (None: unlimited). A pilot run of the base measures its
+        cost, each variant's is taken as proportional to its parameters (at least the
+        base's), and the epochs of all probes are then cut, all alike, until they fit.
     seed : int, default=0
         Seed of every variant's initial weights.
-    n_jobs : int or None, default=1
+    n_jobs : int, default=1
         Parallel probes through ``joblib.Parallel`` (backend set by
         ``joblib.parallel_config``).
     loss_fn : callable, optional
@@ -213,7 +214,7 @@ def capacity_probes(
     Notes
     -----
     Cost: Σ_variants epochs · (n_train + (n_val + n_probe) / 3) · s_row, shared by the
-    workers.
+    workers, with s_row of a variant ≈ s_row(base) · max(1, n_params / n_params(base)).
 
     Examples
     --------
@@ -234,10 +235,11 @@ def capacity_probes(
     config = config.replace(early_stopping=None, train_eval_size=probe_rows)
     epochs = _probe_epochs(variants, splits, config, budget, n_jobs, seed, loss_fn)
     config = config.replace(epochs=epochs)
-    return Parallel(n_jobs=n_jobs)(
+    probes = Parallel(n_jobs=n_jobs)(
         delayed(_probe)(name, variant, splits, config, seed, loss_fn)
         for name, variant in variants.items()
     )
+    return cast(list[CapacityProbe], probes)
 
 
 def _probe_epochs(
@@ -245,7 +247,7 @@ def _probe_epochs(
     splits: Splits,
     config: TrainConfig,
     budget: Budget | float | None,
-    n_jobs: int | None,
+    n_jobs: int,
     seed: int,
     loss_fn: LossFn | None,
 ) -> int:
@@ -257,12 +259,15 @@ def _probe_epochs(
         raise CheckSkipped("capacity probes: the time budget was spent before they started.")
     train = splits.train
     rows = train.n_samples + _EVAL_COST * (splits.val.n_samples + config.train_eval_size)
-    s_rows = [
-        seconds_per_row(_factory(variant, train, seed), train, config=config, loss_fn=loss_fn)
+    base = _factory(variants["base"], train, seed)
+    s_row = seconds_per_row(base, train, config=config, loss_fn=loss_fn, seed=seed)
+    n_base = count_parameters(base())
+    scale = sum(
+        max(1.0, count_parameters(_factory(variant, train, seed)()) / n_base)
         for variant in variants.values()
-    ]
+    )
     workers = max(1, min(effective_n_jobs(n_jobs), len(variants)))
-    per_epoch = rows * sum(s_rows) / workers
+    per_epoch = rows * s_row * scale / workers
     epochs = affordable_epochs(config.epochs, per_epoch, clock.remaining())
     if epochs < 1:
         raise CheckSkipped(
@@ -275,7 +280,7 @@ def _probe_epochs(
 
 
 def _factory(spec: str, train: Dataset, seed: int) -> functools.partial[nn.Module]:
-    """A model factory for ``spec`` on ``train``'s shapes."""
+    """Return a model factory for ``spec`` on ``train``'s shapes."""
     return functools.partial(build_model, spec, train.sample_shape, train.n_outputs, seed=seed)
 
 

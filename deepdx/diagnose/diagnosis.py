@@ -64,7 +64,7 @@ class Diagnosis:
                 "capacity": [dataclasses.asdict(p) for p in ev.capacity],
                 "divergence": ev.divergence,
                 "skipped": ev.skipped,
-                "history": None if ev.history is None else ev.history.to_dict(),
+                "epochs": None if ev.history is None else ev.history.to_dict()["epochs"],
                 "settings": self.settings,
                 "timings": self.timings,
             }
@@ -78,10 +78,18 @@ class Diagnosis:
         return "\n".join(lines)
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``report.html`` and ``findings.json`` into ``directory``; return it."""
+        """Write ``report.html``, ``findings.json`` and ``history.json`` into ``directory``.
+
+        ``findings.json`` holds the per-epoch records; the per-step signals of the
+        monitored run go to ``history.json``.
+        """
+        from deepdx.io import atomic_write_text
         from deepdx.report import write_report
 
-        return write_report(self, Path(directory))
+        directory = write_report(self, Path(directory))
+        if self.evidence.history is not None:
+            atomic_write_text(directory / "history.json", self.evidence.history.to_json())
+        return directory
 
 
 def _asdict(value: Any) -> dict[str, Any] | None:

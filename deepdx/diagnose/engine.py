@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from deepdx.data import Dataset, Splits, load, prepare
-from deepdx.diagnose._budget import Budget
+from deepdx.diagnose._budget import Budget, CheckSkipped
 from deepdx.diagnose.baselines import fit_baselines
 from deepdx.diagnose.capacity import capacity_probes
 from deepdx.diagnose.diagnosis import Diagnosis
@@ -251,6 +251,8 @@ class _Run:
         start = time.perf_counter()
         try:
             yield
+        except CheckSkipped as exc:
+            self.evidence.skipped[name.replace(" ", "_")] = str(exc)
         except Exception as exc:  # a failing check must not lose the other checks' evidence
             logger.exception("diagnosis check %r failed", name)
             self.evidence.skipped[name.replace(" ", "_")] = f"failed: {exc}"

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
-from scipy.optimize import minimize_scalar
+from numpy.typing import ArrayLike
+from scipy.optimize import OptimizeResult, minimize_scalar
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from deepdx._random import numpy_rng
@@ -138,7 +139,7 @@ def learning_curve(
     config: TrainConfig,
     budget: Budget | float | None = None,
     seed: int = 0,
-    n_jobs: int | None = 1,
+    n_jobs: int = 1,
     loss_fn: LossFn | None = None,
 ) -> LearningCurve:
     """Cross-validate fresh models on growing training subsets (rule C6).
@@ -163,7 +164,7 @@ def learning_curve(
         the epochs of every fit are then cut, all alike, until the curve fits.
     seed : int, default=0
         Seed of the folds and of the subset orders.
-    n_jobs : int or None, default=1
+    n_jobs : int, default=1
         Parallel fits through ``joblib.Parallel``; pick the backend (loky, Dask, Ray) with
         ``joblib.parallel_config``. Thread-based backends are not supported: torch's global
         random state is shared between threads.
@@ -270,7 +271,7 @@ def _curve_epochs(
     n_folds: int,
     config: TrainConfig,
     budget: Budget | float | None,
-    n_jobs: int | None,
+    n_jobs: int,
     loss_fn: LossFn | None,
 ) -> int:
     """Epochs every fit may train so that the whole curve fits the budget."""
@@ -319,14 +320,14 @@ def _fit_and_score(
 # ------------------------------------------------------------------ more data?
 
 
-def fit_power_law(sizes: Sequence[float], errors: Sequence[float]) -> dict[str, float]:
+def fit_power_law(sizes: ArrayLike, errors: ArrayLike) -> dict[str, float]:
     """Fit err(n) = a · n^(−b) + c to errors measured at training-set sizes.
 
     Parameters
     ----------
-    sizes : sequence of float
+    sizes : array-like of shape (m,)
         n_i, at least two distinct positive sizes.
-    errors : sequence of float
+    errors : array-like of shape (m,)
         err_i at each size (floored at 1e-12).
 
     Returns
@@ -360,7 +361,7 @@ def fit_power_law(sizes: Sequence[float], errors: Sequence[float]) -> dict[str, 
     c = 0.0
     if len(n) >= 4:
         ceiling = float(err.min()) * (1 - 1e-9)
-        search = minimize_scalar(
+        search: OptimizeResult = minimize_scalar(  # type: ignore[assignment]  # stubs: object
             lambda c_: _sse(n, err, c_), bounds=(0.0, ceiling), method="bounded",
             options={"xatol": 1e-10 * max(ceiling, _ERROR_FLOOR)},
         )  # fmt: skip
@@ -428,9 +429,7 @@ def more_data_prediction(curve: LearningCurve) -> dict[str, float]:
     }
 
 
-def _check_curve_points(
-    sizes: Sequence[float], errors: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
+def _check_curve_points(sizes: ArrayLike, errors: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Return sizes and floored errors as float64 arrays, or raise saying what is wrong."""
     n, err = np.asarray(sizes, dtype=np.float64), np.asarray(errors, dtype=np.float64)
     if n.shape != err.shape or n.ndim != 1:
@@ -605,7 +604,7 @@ def bootstrap_bias_variance(
     seed: int = 0,
     loss_fn: LossFn | None = None,
     noise_variance: float | None = None,
-    n_jobs: int | None = 1,
+    n_jobs: int = 1,
 ) -> dict[str, float | None]:
     """Estimate squared bias and variance of a regression model's predictions by bootstrap.
 
@@ -627,7 +626,7 @@ def bootstrap_bias_variance(
     noise_variance : float, optional
         σ², when known (synthetic data, repeated measurements); it is subtracted from the
         squared bias. None leaves the noise inside ``bias2``.
-    n_jobs : int or None, default=1
+    n_jobs : int, default=1
         Parallel refits through ``joblib.Parallel``.
 
     Returns
@@ -677,7 +676,7 @@ def bootstrap_bias_variance(
         delayed(_fit_predict)(make_model, train.subset(index), test, config, loss_fn)
         for index in bootstrap_indices(train.n_samples, n_boot, seed)
     )
-    P = np.stack(predictions)  # (B, n_test, K)
+    P = np.stack([np.asarray(p) for p in predictions])  # (B, n_test, K)
     assert test.y is not None
     y = test.y.reshape(test.n_samples, -1).astype(np.float64)  # (n_test, K)
     variance = float(P.var(axis=0, ddof=1).mean())

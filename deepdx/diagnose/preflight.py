@@ -301,7 +301,7 @@ def _closed_form_chance_loss(data: Dataset) -> float:
 
 
 def _constant_prediction(data: Dataset) -> Tensor:
-    """The input-independent output (K,): zero logits, the mean target, or the mean input."""
+    """Return the input-independent output (K,): zero logits, mean target, or mean input."""
     if data.task == "classification":
         return torch.zeros(data.n_classes)  # (C,)
     target = data.X.reshape(data.n_samples, -1) if data.y is None else data.y
@@ -500,7 +500,7 @@ def zeroed_inputs_runs(
     -----
     The cost is ≈ 2 · epochs · rows · s_row. When that exceeds ``time_limit`` the epochs
     drop first (to 1), then the rows (to ``ZEROED_MIN_ROWS``). A run that diverges reports
-    a NaN loss and no score.
+    a NaN loss and no score; a model without trainable parameters is only evaluated.
 
     Examples
     --------
@@ -547,6 +547,9 @@ def _short_run(
     loss_fn: LossFn | None,
 ) -> tuple[float, float | None]:
     """Train and return the final validation loss and metric (NaN, None if it diverged)."""
+    if not any(p.requires_grad for p in model.parameters()):  # nothing to train
+        scores = evaluate(model, val, loss_fn=loss_fn, device=config.device)
+        return scores["loss"], scores.get(metric_name(val.task))
     try:
         history = fit(model, train, val, config=config, loss_fn=loss_fn)
     except NumericalError as exc:

@@ -167,7 +167,7 @@ def cg_solve(
     phi = [-0.5 * float(x.dot(r + b))]
     z = apply_m(r)  # (n,)
     p = z  # (n,)
-    rz = float(r.dot(z))
+    rz = _finite(float(r.dot(z)), "the preconditioned residual r'M^-1 r", 0)
     r_stop = rtol * float(b.norm())
     iterates: list[tuple[int, Tensor]] = []
     reason, i = "max_iter", 0

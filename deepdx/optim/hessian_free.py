@@ -344,9 +344,10 @@ class HessianFree(FlatOptimizer):
             return hessian_operator(lambda: objective, self._params)
 
         def fisher(g: Tensor) -> Tensor:
-            if outputs_fn is None or loss_on_outputs is None:
-                return g * g  # (n,)
-            return _fisher_diagonal(outputs_fn, loss_on_outputs, self._params, g)
+            diagonal = None
+            if outputs_fn is not None and loss_on_outputs is not None:
+                diagonal = _fisher_diagonal(outputs_fn, loss_on_outputs, self._params)
+            return g * g if diagonal is None else diagonal  # (n,)
 
         for k in range(1, group["max_iter"] + 1):
             state["n_iter"] += 1
@@ -507,17 +508,16 @@ def _fisher_diagonal(
     outputs_fn: Callable[[], Tensor],
     loss_on_outputs: Callable[[Tensor], Tensor],
     params: list[Tensor],
-    g: Tensor,
-) -> Tensor:
-    """Return diag F = N Σ_b c_b ⊙ c_b (n,) from per-sample gradients c_b of the batch loss."""
+) -> Tensor | None:
+    """Return diag F = N Σ_b c_b ⊙ c_b (n,) from per-sample gradients c_b; None if z is 0-d."""
     with torch.enable_grad():
         z = outputs_fn()  # (N, ...)
         z_leaf = z.detach().requires_grad_(True)
         (grad_z,) = torch.autograd.grad(loss_on_outputs(z_leaf), z_leaf)  # (N, ...)
     if z.dim() == 0 or not z.requires_grad:
-        return g * g  # (n,) no samples to split: the squared minibatch gradient
+        return None  # no samples to split
     n_samples = z.shape[0]
-    total = torch.zeros_like(g)  # (n,)
+    total = params[0].new_zeros(sum(p.numel() for p in params))  # (n,)
     for start in range(0, n_samples, _SAMPLE_CHUNK):
         rows = torch.arange(start, min(start + _SAMPLE_CHUNK, n_samples), device=z.device)
         cotangent = z.new_zeros(len(rows), *z.shape)  # (c, N, ...)

@@ -209,11 +209,11 @@ class Newton(FlatOptimizer):
         super().add_param_group(param_group)
         n, max_params = sum(p.numel() for p in self._params), self.defaults["max_params"]
         if n > max_params:
+            mib = n * n * self._params[0].element_size() / 2**20
             self.param_groups.pop()
             raise InvalidParameterError(
                 f"Newton builds the dense (n, n) Hessian, so it accepts at most "
-                f"max_params={max_params} parameters; got n={n} "
-                f"({n * n * self._params[0].element_size() / 2**20:,.0f} MiB and {n} "
+                f"max_params={max_params} parameters; got n={n} ({mib:,.0f} MiB and {n} "
                 "Hessian-vector products per iteration). Use HessianFree or LBFGS for a "
                 "model this size, or raise max_params if the Hessian fits in memory."
             )
@@ -244,6 +244,7 @@ class Newton(FlatOptimizer):
         loss, f, g = self._evaluate(closure, state)
         if g.abs().max() <= group["tolerance_grad"]:
             return loss
+        lr, _ = self._metric()
         H: Tensor | None = None
         n_evals = 1
         for _ in range(group["max_iter"]):
@@ -257,8 +258,8 @@ class Newton(FlatOptimizer):
             n_evals += evals
             accepted = t > 0.0
             self._adapt(state, H, t * d, gtd=t * gtd, actual=f - f_new, accepted=accepted)
-            if not accepted:
-                if float((t * d).abs().max()) <= group["tolerance_change"]:
+            if not accepted:  # x stays; stop only if the proposed step was negligible
+                if float(d.abs().max()) * lr <= group["tolerance_change"]:
                     break
                 continue
             if self._should_stop(group, n_evals, f_new - f, g_new, t * d):
@@ -424,11 +425,12 @@ def _differentiable_loss(closure: Callable[[], Tensor]) -> Tensor:
     gradient is the one ``backward()`` would have accumulated, and its graph is intact,
     so curvature products can differentiate it twice.
     """
-    with torch.enable_grad(), _CaptureBackward() as mode:
-        loss = closure()
-    if not mode.objectives:
-        return loss
-    total = mode.objectives[0]
-    for objective in mode.objectives[1:]:
-        total = total + objective
+    with torch.enable_grad():
+        with _CaptureBackward() as mode:
+            loss = closure()
+        if not mode.objectives:
+            return loss
+        total = mode.objectives[0]
+        for objective in mode.objectives[1:]:
+            total = total + objective  # keeps the graph: grad mode is still on
     return total

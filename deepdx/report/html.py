@@ -107,9 +107,10 @@ def write_report(diagnosis: Diagnosis, directory: Path) -> Path:
             f"The report directory {directory} exists but is a file; expected a directory or "
             "a path that does not exist yet. Choose another output directory."
         )
+    page = render_html(diagnosis)  # before writing, so a failure leaves the old files intact
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_json(directory / "findings.json", _strict_json(diagnosis.to_dict()))
-    atomic_write_text(directory / "report.html", render_html(diagnosis))
+    atomic_write_text(directory / "report.html", page)
     return directory
 
 
@@ -142,7 +143,7 @@ def render_html(diagnosis: Diagnosis) -> str:
     ev = diagnosis.evidence
     findings = sorted(diagnosis.findings, key=lambda f: _SEVERITY_ORDER[f.severity])
     drawn = {plot.name: _draw(plot, ev) for plot in REPORT_PLOTS}
-    page = Template(_resource("template.html")).substitute(
+    return Template(_resource("template.html")).substitute(
         title=_e(_title(diagnosis.settings)),
         subtitle=_e(_subtitle(ev)),
         css=_resource("style.css"),
@@ -153,7 +154,6 @@ def render_html(diagnosis: Diagnosis) -> str:
         settings=_key_value_table(_flatten(diagnosis.settings), "setting"),
         timings=_timings_html(diagnosis.timings, ev.skipped),
     )
-    return page
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -150,14 +151,17 @@ class History:
         return cls(
             metric=str(data.get("metric", "")),
             epochs=[EpochRecord(**r) for r in data.get("epochs", [])],
-            steps={k: [float(v) for v in vs] for k, vs in data.get("steps", {}).items()},
+            steps={
+                k: [math.nan if v is None else float(v) for v in vs]
+                for k, vs in data.get("steps", {}).items()
+            },
             step_index={k: [int(v) for v in vs] for k, vs in data.get("step_index", {}).items()},
             events=list(data.get("events", [])),
         )
 
     def to_json(self) -> str:
-        """Return the history as a JSON string."""
-        return json.dumps(self.to_dict(), allow_nan=True)
+        """Return the history as strict JSON (non-finite numbers become ``null``)."""
+        return json.dumps(_finite_or_none(self.to_dict()), allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> History:
@@ -175,3 +179,14 @@ class History:
             row = asdict(record)
             writer.writerow([row.get(c, record.extra.get(c, "")) for c in columns])
         return buffer.getvalue()
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Replace NaN and infinities by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value

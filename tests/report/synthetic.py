@@ -28,7 +28,9 @@ def make_history(n_steps: int = 2000, n_epochs: int = 10, seed: int = 0) -> Hist
     rng = np.random.default_rng(seed)
     t = np.arange(1, n_steps + 1)
     history = History(metric="accuracy")
-    history.log_steps("loss", 2.0 * np.exp(-t / (n_steps / 4)) + 0.1 * rng.random(n_steps), first_step=1)
+    history.log_steps(
+        "loss", 2.0 * np.exp(-t / (n_steps / 4)) + 0.1 * rng.random(n_steps), first_step=1
+    )
     history.log_steps("lr", np.full(n_steps, 0.1), first_step=1)
     history.log_steps("grad_norm", 1.0 + rng.random(n_steps), first_step=1)
     for k, layer in enumerate(LAYERS):
@@ -83,8 +85,13 @@ def make_evidence(n_steps: int = 2000, seed: int = 0) -> Evidence:
         preflight=Preflight(1.1, 1.0986, 1.1, 0.001, 1.0, 100, 0.6, 1.09, 0.8, 0.34),
         gradcheck=make_gradcheck(),
         learning_curve=LearningCurve(
-            (60, 150, 300, 600), (1.0, 0.99, 0.98, 0.97), (0.0, 0.01, 0.01, 0.005),
-            (0.6, 0.7, 0.78, 0.82), (0.05, 0.04, 0.03, 0.02), "accuracy", 5,
+            (60, 150, 300, 600),
+            (1.0, 0.99, 0.98, 0.97),
+            (0.0, 0.01, 0.01, 0.005),
+            (0.6, 0.7, 0.78, 0.82),
+            (0.05, 0.04, 0.03, 0.02),
+            "accuracy",
+            5,
         ),  # fmt: skip
         baselines=[
             BaselineResult("dummy", "accuracy", 0.34, 0.33, 0.01),

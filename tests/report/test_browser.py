@@ -103,7 +103,7 @@ def test_report_in_chromium_shows_verdicts_and_every_plot_without_running_payloa
     diagnosis.findings.append(
         Finding("not_run", "info", f"{XSS} {IMG_PAYLOAD}", {ATTR: XSS}, (ATTR,), plot=ATTR)
     )
-    check = _probe(write_report(diagnosis, tmp_path / "report"), tmp_path)
+    check = _probe(write_report(diagnosis, tmp_path / "report") / "report.html", tmp_path)
 
     assert check["violations"] == []
     assert check["verdictRows"] == len(diagnosis.findings)

@@ -154,6 +154,26 @@ def test_plot_loss_downsamples_100k_steps_and_marks_first_non_finite_step():
     assert marker.get_xdata()[0] == 70_001
 
 
+@pytest.mark.parametrize(
+    ("n_steps", "labels"),
+    [
+        (40, ["per step"]),
+        (300, ["per step", "moving average (3 steps)"]),
+        (1000, ["moving average (10 steps)"]),  # binned: the raw values become a band
+    ],
+)
+def test_plot_loss_smooths_only_runs_long_enough(n_steps, labels):
+    history = History()
+    history.log_steps("loss", np.random.default_rng(0).random(n_steps), first_step=1)
+    ax = plot_loss(history).get_axes()[0]
+    assert [line.get_label() for line in ax.get_lines()] == labels
+    assert len(ax.collections) == int(n_steps > N_BINS)
+    if n_steps <= N_BINS:
+        window = max(1, n_steps // 100)
+        expected = moving_average(np.asarray(history.steps["loss"]), window)
+        np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), expected)
+
+
 def test_plot_grad_norms_draws_geometric_bin_means_of_each_layer():
     history = make_history(n_steps=5_000)
     ax = plot_grad_norms(history).get_axes()[0]

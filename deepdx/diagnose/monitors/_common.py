@@ -19,8 +19,10 @@ from deepdx._random import seeded_torch
 
 __all__ = [
     "WEIGHT_LAYER_TYPES",
+    "differences",
     "global_norm",
     "measuring",
+    "norms",
     "on_schedule",
     "take_probe",
     "trainable_parameters",
@@ -64,14 +66,29 @@ def on_schedule(step: int, every: int) -> bool:
     return step == 1 or step % every == 0
 
 
+# torch's multi-tensor ("foreach") kernels are private names but the ones torch.nn.utils
+# and torch.optim use: one kernel launch for a whole list of tensors instead of one each.
+_foreach_norm = torch._foreach_norm  # pyright: ignore[reportPrivateImportUsage]
+_foreach_sub = torch._foreach_sub  # pyright: ignore[reportPrivateImportUsage]
+
+
+def norms(tensors: Sequence[Tensor]) -> Tensor:
+    """Return the Euclidean norm of each tensor, shape (m,), with one multi-tensor kernel."""
+    return torch.stack(_foreach_norm(list(tensors)))  # (m,)
+
+
+def differences(tensors: Sequence[Tensor], others: Sequence[Tensor]) -> list[Tensor]:
+    """Return ``[t - o for t, o in zip(tensors, others)]`` with one multi-tensor kernel."""
+    return list(_foreach_sub(list(tensors), list(others)))
+
+
 def global_norm(tensors: Sequence[Tensor]) -> Tensor:
     """Return ‖(t_1, .., t_m)‖ as a 0-d tensor on the tensors' device, without a sync.
 
-    One ``_foreach_norm`` call gives the m per-tensor norms, then one norm of those: the
-    same two kernels ``clip_grad_norm_`` uses. Non-finite entries give NaN or inf, as is.
+    The m per-tensor norms, then one norm of those: the same two kernels
+    ``clip_grad_norm_`` uses. Non-finite entries give NaN or inf, as is.
     """
-    norms = torch._foreach_norm(list(tensors))  # m tensors of shape ()
-    return torch.linalg.vector_norm(torch.stack(norms))  # ()
+    return torch.linalg.vector_norm(norms(tensors))  # ()
 
 
 def take_probe(batch: Sequence[Tensor], size: int) -> tuple[Tensor, ...]:

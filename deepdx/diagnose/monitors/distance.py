@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from deepdx.diagnose.monitors._common import global_norm, trainable_parameters
+from deepdx.diagnose.monitors._common import differences, global_norm, trainable_parameters
 from deepdx.diagnose.signals import DISTANCE_FROM_INIT
 from deepdx.train.callbacks import Callback, TrainState
 
@@ -72,7 +72,7 @@ class DistanceMonitor(Callback):
             return
         with torch.no_grad():
             params = [p.detach() for p in trainable_parameters(state.model)]
-            moved = global_norm(torch._foreach_sub(params, self._theta0))  # ‖θ − θ_0‖
+            moved = global_norm(differences(params, self._theta0))  # ‖θ − θ_0‖
             distance = moved / global_norm(self._theta0)  # ()
         state.history.log_step(DISTANCE_FROM_INIT, distance.item(), step=state.step)
 

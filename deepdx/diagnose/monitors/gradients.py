@@ -27,7 +27,9 @@ from torch import Tensor
 
 from deepdx._validation import Interval, check_params
 from deepdx.diagnose.monitors._common import (
+    differences,
     global_norm,
+    norms,
     on_schedule,
     trainable_parameters,
     weight_layers,
@@ -144,10 +146,9 @@ class GradientMonitor(Callback):
     def _layer_grad_norms(self) -> Tensor:
         """Return ‖g_t^(l)‖ for every layer, shape (L,); a missing gradient counts as 0."""
         grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self._weights]
-        return torch.stack(torch._foreach_norm(grads))  # (L,)
+        return norms(grads)  # (L,)
 
     def _update_ratios(self, before: list[Tensor]) -> Tensor:
         """Return ‖W_{t+1} − W_t‖ / ‖W_t‖ for every layer, shape (L,)."""
-        steps = torch._foreach_sub([w.detach() for w in self._weights], before)  # ΔW^(l)
-        change = torch.stack(torch._foreach_norm(steps))  # (L,)
-        return change / torch.stack(torch._foreach_norm(before))  # (L,)
+        steps = differences([w.detach() for w in self._weights], before)  # ΔW^(l)
+        return norms(steps) / norms(before)  # (L,)

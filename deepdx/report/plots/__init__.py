@@ -15,6 +15,7 @@ plot_gradcheck         relative error per row with 1e-4 / 1e-2     ``GradCheckRe
 figure_to_png_base64   a figure as base64 PNG text                 ``Figure``
 =====================  ==========================================  ===========================
 
+:mod:`deepdx.report.plots.registry` binds each plot to the evidence it reads, in page order.
 Figures are built with :class:`matplotlib.figure.Figure` directly (never ``pyplot``) and
 rendered with Agg, 6 x 3.5 in at 100 dpi.
 """

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+from numpy.typing import ArrayLike
 
 __all__ = [
     "DPI",
@@ -199,7 +200,7 @@ def bin_series(x: np.ndarray, y: np.ndarray, *, n_bins: int = N_BINS) -> BinnedS
     )
 
 
-def use_log_scale(values: np.ndarray) -> bool:
+def use_log_scale(values: ArrayLike) -> bool:
     """Return True when all finite values are positive and span over two decades."""
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
@@ -208,7 +209,7 @@ def use_log_scale(values: np.ndarray) -> bool:
     return bool(finite.max() / finite.min() > LOG_SCALE_RATIO)
 
 
-def has_finite(values: np.ndarray) -> bool:
+def has_finite(values: ArrayLike) -> bool:
     """Return True when ``values`` holds at least one finite number."""
     return bool(np.isfinite(np.asarray(values, dtype=np.float64)).any())
 

@@ -204,8 +204,10 @@ def plot_gradcheck(result: GradCheckResult | None) -> Figure | None:
     fig, (ax,) = new_figure(figsize=_bar_figsize(len(rows)))
     errors = np.maximum([r.rel_error for r in rows], REL_ERROR_FLOOR)  # (k,)
     positions = np.arange(len(rows))
+    left = min(errors.min(), OK_REL_ERROR) / 10.0
     ax.scatter(errors, positions, c=[_VERDICT_COLORS[r.verdict] for r in rows], zorder=3)
-    ax.hlines(positions, REL_ERROR_FLOOR, errors, color="0.8", lw=1, zorder=1)
+    ax.hlines(positions, left, errors, color="0.8", lw=1, zorder=1)
+    ax.set_xlim(left=left)
     _threshold_lines(ax)
     ax.set_yticks(positions, labels=[r.name for r in rows], fontsize=7)
     ax.invert_yaxis()

@@ -75,8 +75,8 @@ REPORT_PLOTS: tuple[ReportPlot, ...] = (
     ReportPlot(
         name="loss",
         title="Loss",
-        caption="Left: training loss per step (moving average; the band spans each bin's min "
-        "to max). Right: mean training and validation loss per epoch.",
+        caption="Left: training loss per step and its moving average (for long runs a band "
+        "spans each bin's min to max). Right: mean training and validation loss per epoch.",
         draw=lambda ev: plot_loss(ev.history),
         checks=("training_run",),
         missing="no loss was recorded",

@@ -72,9 +72,10 @@ def plot_loss(history: History | None) -> Figure | None:
 
     Notes
     -----
-    Left: the band spans min..max of L_t in each bin (spikes stay visible), the line is the
-    trailing moving average over w = max(1, ⌊0.01·n⌋) steps, binned. A red line marks the
-    first non-finite loss. The y axis is logarithmic when the values span over two decades.
+    Left: the trailing moving average of L_t over w = max(1, ⌊0.01·n⌋) steps, binned, over
+    the raw values (as a min..max band per bin when the series was binned, so spikes stay
+    visible). A red line marks the first non-finite loss. The y axis is logarithmic when the
+    values span over two decades.
 
     Examples
     --------
@@ -137,9 +138,13 @@ def _draw_step_loss(ax: Axes, steps: np.ndarray, loss: np.ndarray) -> None:
         return
     window = max(1, int(SMOOTHING_FRACTION * finite.sum()))
     raw = bin_series(steps, loss)
-    smooth = bin_series(steps[finite], moving_average(loss[finite], window))
-    ax.fill_between(raw.x, raw.low, raw.high, alpha=0.25, lw=0, label="range per bin")
-    ax.plot(smooth.x, smooth.mean, lw=1.2, label=f"moving average ({window} steps)")
+    if raw.x.size < finite.sum():  # bins merged points: show their spread
+        ax.fill_between(raw.x, raw.low, raw.high, alpha=0.25, lw=0, label="min–max per bin")
+    else:
+        ax.plot(raw.x, raw.mean, alpha=0.4 if window > 1 else 1.0, lw=0.8, label="per step")
+    if window > 1:
+        smooth = bin_series(steps[finite], moving_average(loss[finite], window))
+        ax.plot(smooth.x, smooth.mean, lw=1.2, label=f"moving average ({window} steps)")
     if not finite.all():
         ax.axvline(steps[~finite][0], color="tab:red", lw=1, label="first non-finite loss")
     ax.set_yscale("log" if use_log_scale(loss) else "linear")
@@ -197,7 +202,7 @@ def plot_grad_norms(history: History | None) -> Figure | None:
     """
     if history is None:
         return None
-    names = [LAYER_GRAD_NORM + layer for layer in layers_of(history.steps, LAYER_GRAD_NORM)]
+    names = [LAYER_GRAD_NORM + layer for layer in layers_of(list(history.steps), LAYER_GRAD_NORM)]
     series = {name: history.step_series(name) for name in [*names, GRAD_NORM]}
     series = {name: (t, v) for name, (t, v) in series.items() if has_finite(_log10(v))}
     if not series:
@@ -205,8 +210,15 @@ def plot_grad_norms(history: History | None) -> Figure | None:
     fig, (ax,) = new_figure()
     for name, (steps, values) in series.items():
         binned = bin_series(steps, _log10(values))
-        style = {"color": "black", "lw": 1.6} if name == GRAD_NORM else {"lw": 1.0}
-        ax.plot(binned.x, 10.0**binned.mean, label=name.removeprefix(LAYER_GRAD_NORM), **style)
+        total = name == GRAD_NORM
+        label = name.removeprefix(LAYER_GRAD_NORM)
+        ax.plot(
+            binned.x,
+            10.0**binned.mean,
+            color="black" if total else None,
+            lw=1.6 if total else 1.0,
+            label=label,
+        )
     ax.set_yscale("log")
     ax.set(xlabel="step", ylabel="gradient norm")
     small_legend(ax)
@@ -240,7 +252,7 @@ def plot_activations(history: History | None) -> Figure | None:
     drawn = [
         (f"{word}: {layer}", style, history.step_series(prefix + layer))
         for prefix, word, style in kinds
-        for layer in layers_of(history.steps, prefix)
+        for layer in layers_of(list(history.steps), prefix)
     ]
     drawn = [item for item in drawn if has_finite(item[2][1])]
     if not drawn:

@@ -1,0 +1,287 @@
+"""Tests of Hessian-free optimisation against dense references and first-order baselines."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from deepdx._random import make_generator, seeded_torch
+from deepdx.exceptions import InvalidParameterError, NumericalError
+from deepdx.optim import GradientDescent
+from deepdx.optim.hessian_free import HessianFree, _fisher_diagonal
+
+TIGHT = {"tolerance_grad": 1e-12, "tolerance_change": 0.0}
+
+
+def _least_squares(seed=0):
+    gen = make_generator(seed)
+    X = torch.randn(20, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(20, generator=gen, dtype=torch.float64)
+    return X, y
+
+
+def _blobs(n=90, seed=0):
+    gen = make_generator(seed)
+    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]], dtype=torch.float64)
+    y = torch.arange(n) % 3
+    X = centres[y] + 1.2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    return X, y
+
+
+def _mlp(seed=0, hidden=6):
+    with seeded_torch(seed):
+        return torch.nn.Sequential(
+            torch.nn.Linear(2, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 3)
+        ).double()
+
+
+def _closure(optimizer, loss_fn):
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    return closure
+
+
+@pytest.mark.parametrize("curvature", ["ggn", "hessian"])
+def test_hessian_free_solves_least_squares_with_either_curvature(curvature):
+    # f(w) = mean((Xw - y)^2) / 2: the Gauss-Newton matrix equals the Hessian X'X / N
+    X, y = _least_squares()
+    w = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    optimizer = HessianFree([w], curvature=curvature, **TIGHT)
+    closure = _closure(optimizer, lambda: 0.5 * ((X @ w - y) ** 2).mean())
+    ggn = {"outputs_fn": lambda: X @ w, "loss_on_outputs": lambda z: 0.5 * ((z - y) ** 2).mean()}
+    for _ in range(30):
+        optimizer.step(closure, **(ggn if curvature == "ggn" else {}))
+    state = optimizer.state[w]
+    print(
+        f"HF-{curvature} least squares: {state['n_iter']} iterations, lambda {state['damping']:.2g}"
+    )
+    solution = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    torch.testing.assert_close(w.detach(), solution, atol=1e-6, rtol=0)
+
+
+def test_hessian_free_solves_rosenbrock_as_least_squares_with_ggn():
+    x = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
+
+    def residuals():
+        return torch.stack([10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])  # (2,), G = 2 J'J
+
+    optimizer = HessianFree([x], **TIGHT)
+    closure = _closure(optimizer, lambda: (residuals() ** 2).sum())
+    for _ in range(40):
+        optimizer.step(closure, outputs_fn=residuals, loss_on_outputs=lambda r: (r**2).sum())
+    print(f"HF-ggn Rosenbrock: {optimizer.state[x]['n_iter']} iterations")
+    torch.testing.assert_close(x.detach(), torch.ones(2, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_hessian_free_trains_mlp_monotonically_and_beats_gradient_descent():
+    X, y = _blobs()
+    n_steps, k = 10, 30  # curvature on the first 30 of 90 samples
+    hf_model, gd_model = _mlp(), _mlp()
+    hf = HessianFree(hf_model.parameters())
+    gd = GradientDescent(gd_model.parameters(), line_search="armijo")
+    hf_closure = _closure(hf, lambda: F.cross_entropy(hf_model(X), y))
+    gd_closure = _closure(gd, lambda: F.cross_entropy(gd_model(X), y))
+    hf_losses, gd_losses = [], []
+    for _ in range(n_steps):
+        hf_losses.append(
+            hf.step(
+                hf_closure,
+                outputs_fn=lambda: hf_model(X[:k]),
+                loss_on_outputs=lambda z: F.cross_entropy(z, y[:k]),
+            ).item()
+        )
+        gd_losses.append(gd.step(gd_closure).item())
+    hf_final, gd_final = hf_closure().item(), gd_closure().item()
+    print(f"after {n_steps} steps: HF loss {hf_final:.4f}, gradient descent {gd_final:.4f}")
+    print("HF losses:", [f"{v:.3f}" for v in hf_losses])
+    assert all(b <= a for a, b in zip(hf_losses, hf_losses[1:], strict=False))  # line search
+    assert hf_final < gd_final
+
+
+def _dense_reference(model, X, y, *, mu, damping):
+    """Solve (G + lambda I + lambda mu J_h'J_h) delta = -g with explicit Jacobians."""
+    params = list(model.parameters())
+    theta = torch.cat([p.detach().reshape(-1) for p in params])  # (P,)
+    sizes = [p.numel() for p in params]
+
+    def unpack(t):
+        return [c.view_as(p) for c, p in zip(t.split(sizes), params, strict=True)]
+
+    def hidden(t):
+        W1, b1, _, _ = unpack(t)
+        return torch.tanh(X @ W1.T + b1)  # (N, H)
+
+    def outputs(t):
+        _, _, W2, b2 = unpack(t)
+        return hidden(t) @ W2.T + b2  # (N, K)
+
+    def loss_z(z):
+        return F.cross_entropy(z, y)
+
+    g = torch.func.grad(lambda t: loss_z(outputs(t)))(theta)  # (P,)
+    J = torch.autograd.functional.jacobian(outputs, theta).reshape(-1, theta.numel())  # (NK, P)
+    z = outputs(theta)
+    H_L = torch.autograd.functional.hessian(loss_z, z).reshape(z.numel(), z.numel())
+    J_h = torch.autograd.functional.jacobian(hidden, theta).reshape(-1, theta.numel())
+    eye = torch.eye(theta.numel(), dtype=torch.float64)
+    A = J.T @ H_L @ J + damping * eye + damping * mu * J_h.T @ J_h  # (P, P)
+    return torch.linalg.solve(A, -g)
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_hessian_free_cg_solves_the_damped_gauss_newton_system(mu):
+    X, y = _blobs(n=24)
+    model = _mlp(hidden=4)
+    k = 12  # the curvature batch; the reference uses the same samples for g and G
+    n_params = sum(p.numel() for p in model.parameters())
+    expected = _dense_reference(model, X[:k], y[:k], mu=mu, damping=0.5)
+    optimizer = HessianFree(
+        model.parameters(), damping=0.5, cg_tol=0.0, cg_max_iter=3 * n_params, structural_damping=mu
+    )
+    closure = _closure(optimizer, lambda: F.cross_entropy(model(X[:k]), y[:k]))
+    hidden_fn = (lambda: torch.tanh(model[0](X[:k]))) if mu > 0 else None
+    optimizer.step(
+        closure,
+        outputs_fn=lambda: model(X[:k]),
+        loss_on_outputs=lambda z: F.cross_entropy(z, y[:k]),
+        hidden_fn=hidden_fn,
+    )
+    cg_x = optimizer.state[next(iter(model.parameters()))]["cg_x"]
+    torch.testing.assert_close(cg_x, expected, atol=1e-8, rtol=1e-8)
+
+
+def test_hessian_free_hessian_curvature_uses_the_curvature_closure():
+    X, y = _least_squares(seed=1)
+    w = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    optimizer = HessianFree([w], curvature="hessian", damping=0.1, cg_tol=0.0, cg_max_iter=15)
+    closure = _closure(optimizer, lambda: 0.5 * ((X @ w - y) ** 2).mean())
+    curvature_closure = _closure(optimizer, lambda: 0.5 * ((X[:8] @ w - y[:8]) ** 2).mean())
+    optimizer.step(closure, curvature_closure=curvature_closure)
+    g = -(X.T @ y) / 20  # gradient at w = 0 on the full batch
+    H = X[:8].T @ X[:8] / 8  # Hessian on the curvature batch
+    expected = torch.linalg.solve(H + 0.1 * torch.eye(5, dtype=torch.float64), -g)
+    torch.testing.assert_close(optimizer.state[w]["cg_x"], expected, atol=1e-10, rtol=0)
+
+
+def test_hessian_free_fisher_diagonal_matches_per_sample_loop():
+    X, y = _blobs(n=70)  # more than one chunk of per-sample gradients
+    model = _mlp(seed=3)
+    params = list(model.parameters())
+    diagonal = _fisher_diagonal(lambda: model(X), lambda z: F.cross_entropy(z, y), params)
+    squares = torch.zeros_like(diagonal)
+    for b in range(70):  # empirical Fisher of the mean loss: (1/N) sum_b grad l_b ** 2
+        grads = torch.autograd.grad(F.cross_entropy(model(X[b : b + 1]), y[b : b + 1]), params)
+        squares += torch.cat([t.reshape(-1) for t in grads]) ** 2
+    torch.testing.assert_close(diagonal, squares / 70, atol=1e-12, rtol=1e-10)
+
+
+def test_hessian_free_takes_no_step_without_a_descent_direction():
+    x = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    optimizer = HessianFree([x], curvature="hessian", damping=1.0)
+    closure = _closure(optimizer, lambda: -(x**2).sum())  # H + lambda I = -1: CG stops at once
+    optimizer.step(closure)
+    state = optimizer.state[x]
+    assert x.item() == 1.0
+    assert state["rho"] == float("-inf")
+    assert state["damping"] == 1.5
+    assert not bool(state["cg_x"].any())
+
+
+def test_hessian_free_raises_numerical_error_on_nan_curvature():
+    X, y = _blobs(n=12)
+    model = _mlp()
+    optimizer = HessianFree(model.parameters(), preconditioner=None)
+    closure = _closure(optimizer, lambda: F.cross_entropy(model(X), y))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NumericalError, match=r"HessianFree iteration 1: .*curvature p'Ap is nan"):
+        optimizer.step(
+            closure,
+            outputs_fn=lambda: model(X) * float("nan"),
+            loss_on_outputs=lambda z: F.cross_entropy(z, y),
+        )
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_hessian_free_step_rejects_mismatched_curvature_inputs():
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    closure = _closure(torch.optim.SGD([w]), lambda: (w**2).sum())
+    with pytest.raises(InvalidParameterError, match=r"needs outputs_fn and loss_on_outputs"):
+        HessianFree([w]).step(closure)
+    with pytest.raises(InvalidParameterError, match=r"used only with curvature='ggn'"):
+        HessianFree([w], curvature="hessian").step(closure, outputs_fn=lambda: w)
+    with pytest.raises(InvalidParameterError, match=r"structural_damping > 0 and hidden_fn"):
+        HessianFree([w], curvature="hessian", structural_damping=0.3).step(closure)
+
+
+def test_hessian_free_rejects_invalid_hyperparameters_in_one_message():
+    w = torch.zeros(2, requires_grad=True)
+    with pytest.raises(InvalidParameterError, match=r"Did you mean 'ggn'\?.*`cg_tol`"):
+        HessianFree([w], curvature="gnn", cg_tol=-1.0)
+    with pytest.raises(InvalidParameterError, match=r"cg_min_iter <= cg_max_iter; got cg_min_it"):
+        HessianFree([w], cg_min_iter=20, cg_max_iter=10)
+
+
+def _run_mlp(model, X, y, n_steps, state=None):
+    optimizer = HessianFree(model.parameters())
+    if state is not None:
+        optimizer.load_state_dict(state)
+    closure = _closure(optimizer, lambda: F.cross_entropy(model(X), y))
+    for _ in range(n_steps):
+        optimizer.step(
+            closure, outputs_fn=lambda: model(X), loss_on_outputs=lambda z: F.cross_entropy(z, y)
+        )
+    return optimizer
+
+
+def test_hessian_free_state_dict_round_trip_gives_the_same_next_iterate_bitwise():
+    X, y = _blobs(n=30)
+    model = _mlp()
+    optimizer = _run_mlp(model, X, y, 3)
+    mid = {name: t.clone() for name, t in model.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save(optimizer.state_dict(), buffer)
+    _run_mlp(model, X, y, 1, state=optimizer.state_dict())
+    expected = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def resume(state):
+        resumed = _mlp()
+        resumed.load_state_dict(mid)
+        _run_mlp(resumed, X, y, 1, state=state)
+        return torch.cat([p.detach().reshape(-1) for p in resumed.parameters()])
+
+    buffer.seek(0)
+    assert torch.equal(resume(torch.load(buffer, weights_only=True)), expected)
+    assert not torch.equal(resume(None), expected)  # damping and warm start mattered
+
+
+def test_hessian_free_is_a_drop_in_for_torch_lbfgs_in_a_training_loop():
+    gen = make_generator(2)
+    X = torch.randn(30, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    results = {}
+    for name, factory in {"lbfgs": torch.optim.LBFGS, "hf": HessianFree}.items():
+        with seeded_torch(0):
+            model = torch.nn.Linear(3, 2).double()
+        kwargs = {"curvature": "hessian", "damping": 1e-3} if name == "hf" else {}
+        optimizer = factory(model.parameters(), lr=1.0, **kwargs)
+
+        def closure(model=model, optimizer=optimizer):
+            optimizer.zero_grad()
+            loss = F.mse_loss(model(X), y)
+            loss.backward()
+            return loss
+
+        for _ in range(8):
+            optimizer.step(closure)
+        results[name] = torch.cat([model.weight.detach().T, model.bias.detach()[None]])
+    X1 = torch.cat([X, torch.ones(30, 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(X1, y).solution  # (4, 2) least-squares weights and bias
+    torch.testing.assert_close(results["hf"], solution, atol=1e-6, rtol=0)
+    torch.testing.assert_close(results["lbfgs"], solution, atol=1e-4, rtol=0)
