@@ -137,6 +137,7 @@ class Target:
         from deepdx.data import read_csv, read_idx, read_image_folder, read_npz
         from deepdx.io import load_tensors, read_json
 
+        work.mkdir(parents=True, exist_ok=True)
         if name == "image":
             for label in ("a", "b"):
                 (work / label).mkdir(parents=True, exist_ok=True)
@@ -199,6 +200,7 @@ def fuzz_one(name: str, seconds: int, findings: Path) -> None:
         f"-max_len={_MAX_LEN}",
         "-timeout=20",
         "-print_final_stats=1",
+        f"-artifact_prefix={findings}/",
         str(corpus),
     ]
     atheris.Setup(args, target)

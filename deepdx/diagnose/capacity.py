@@ -195,8 +195,9 @@ def capacity_probes(
     seed : int, default=0
         Seed of every variant's initial weights.
     n_jobs : int, default=1
-        Parallel probes through ``joblib.Parallel`` (backend set by
-        ``joblib.parallel_config``).
+        Parallel probes through ``joblib.Parallel``; pick the backend (loky, Dask, Ray) with
+        ``joblib.parallel_config``. Thread-based backends are not supported: models are
+        built from torch's global random state, which threads share.
     loss_fn : callable, optional
         Objective; the task's default when None.
 

@@ -19,9 +19,13 @@ Choices
   not used: A2 tests the model and the objective, not the tuning.
 - A3 zeroes the inputs *inside* the model (a wrapper feeds zeros to it) rather than in the
   data, so the targets are untouched, which also keeps the check meaningful for
-  autoencoders, whose target is the input. Both runs use the user's training settings for
-  ``min(5, epochs)`` epochs, without early stopping, on at most 2,000 training rows, and are
-  scored on at most 4,096 validation rows (with zeroed inputs for the zeroed run).
+  autoencoders, whose target is the input. Both runs use the user's training settings,
+  without early stopping, on at most 2,000 training rows, for 5 epochs or 100 optimizer
+  steps, whichever is longer, but never more epochs than the user's run; they are scored on
+  at most 4,096 validation rows (with zeroed inputs for the zeroed run). The step floor
+  keeps tiny datasets (two minibatches an epoch) from being judged after ten steps, when
+  the real-input run has barely left its initial loss while the zeroed one starts at
+  chance.
 
 Symbols
 -------
@@ -36,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -59,6 +63,7 @@ from deepdx.exceptions import NumericalError
 from deepdx.train.config import TrainConfig
 from deepdx.train.loop import fit
 from deepdx.train.objectives import LossFn, default_loss, evaluate, metric_name
+from deepdx.train.optimizers import optimizer_entry
 
 __all__ = [
     "EVAL_MAX_ROWS",
@@ -66,6 +71,7 @@ __all__ = [
     "ONE_BATCH_TRIES",
     "ZEROED_EPOCHS",
     "ZEROED_MAX_ROWS",
+    "ZEROED_MIN_STEPS",
     "OneBatchResult",
     "ZeroedInputsResult",
     "chance_loss",
@@ -84,6 +90,8 @@ ONE_BATCH_TRIES: tuple[tuple[float, int], ...] = ((1e-3, 200), (1e-2, 100))
 ONE_BATCH_SHARE = 0.4
 #: Epochs of each zeroed-input run (fewer when the training config has fewer).
 ZEROED_EPOCHS = 5
+#: ... or enough epochs for this many optimizer steps, if that is more.
+ZEROED_MIN_STEPS = 100
 #: Training rows of each zeroed-input run.
 ZEROED_MAX_ROWS = 2000
 #: Fewest training rows a zeroed-input run is shrunk to when the budget is tight.
@@ -91,6 +99,8 @@ ZEROED_MIN_ROWS = 64
 #: Rows on which the initial loss and the zeroed-input runs are evaluated.
 EVAL_MAX_ROWS = 4096
 
+# fit's batch size for stochastic optimizers when the config leaves it unset.
+_DEFAULT_BATCH_SIZE = 64
 _DROPOUT = (
     nn.Dropout,
     nn.Dropout1d,
@@ -214,14 +224,11 @@ def run_preflight(
         )
     device = config.device
     sample = _sample(splits.train, EVAL_MAX_ROWS, seed)
-    init_loss = evaluate(make_model().to(device), sample, loss_fn=loss_fn, device=device)["loss"]
+    initial = evaluate(make_model().to(device), sample, loss_fn=loss_fn, device=device)["loss"]
+    chance = chance_loss(sample, loss_fn=loss_fn, device=device)
+    share = clock.share(ONE_BATCH_SHARE)
     one = overfit_one_batch(
-        make_model,
-        splits.train,
-        loss_fn=loss_fn,
-        seed=seed,
-        device=device,
-        time_limit=clock.share(ONE_BATCH_SHARE),
+        make_model, splits.train, loss_fn=loss_fn, seed=seed, device=device, time_limit=share
     )
     zeroed = zeroed_inputs_runs(
         make_model,
@@ -232,9 +239,16 @@ def run_preflight(
         time_limit=clock.remaining(),
         seconds_per_row=one.seconds_per_step / ONE_BATCH_SIZE,
     )
+    return _assemble(initial, chance, one, zeroed)
+
+
+def _assemble(
+    init_loss: float, chance: float, one: OneBatchResult, zeroed: ZeroedInputsResult
+) -> Preflight:
+    """Gather the three checks' numbers into a :class:`Preflight`."""
     return Preflight(
         init_loss=init_loss,
-        chance_loss=chance_loss(sample, loss_fn=loss_fn, device=device),
+        chance_loss=chance,
         one_batch_initial_loss=one.initial_loss,
         one_batch_final_loss=one.final_loss,
         one_batch_final_score=one.final_score,
@@ -383,16 +397,7 @@ def overfit_one_batch(
             if tries[-1].reached or time.perf_counter() >= deadline:
                 break
     best = next((t for t in tries if t.reached), None) or min(tries, key=_loss_key)
-    steps = sum(t.steps for t in tries)
-    return OneBatchResult(
-        tries[0].initial_loss,
-        best.final_loss,
-        best.final_score,
-        steps,
-        best.lr,
-        best.reached,
-        best.seconds_per_step,
-    )
+    return replace(best, initial_loss=tries[0].initial_loss, steps=sum(t.steps for t in tries))
 
 
 def _overfit(
@@ -481,8 +486,9 @@ def zeroed_inputs_runs(
     splits : Splits
         Train and validation data.
     config : TrainConfig
-        Training settings; each run trains ``min(ZEROED_EPOCHS, config.epochs)`` epochs
-        without early stopping or a training probe.
+        Training settings; each run trains max(``ZEROED_EPOCHS``, the epochs of
+        ``ZEROED_MIN_STEPS`` steps) epochs, at most ``config.epochs``, without early stopping
+        or a training probe.
     loss_fn : callable, optional
         Objective; it receives the zero-feeding wrapper as ``model`` in the zeroed run.
     seed : int, default=0
@@ -513,8 +519,8 @@ def zeroed_inputs_runs(
     >>> result.real_score > result.zeroed_score + 0.2, result.epochs
     (True, 5)
     """
-    epochs = min(ZEROED_EPOCHS, config.epochs)
     rows = min(ZEROED_MAX_ROWS, splits.train.n_samples)
+    epochs = min(config.epochs, max(ZEROED_EPOCHS, _epochs_for_steps(config, rows)))
     rows, epochs = _plan_zeroed_runs(rows, epochs, seconds_per_row, time_limit)
     train = _sample(splits.train, rows, seed)
     val = _sample(splits.val, EVAL_MAX_ROWS, seed)
@@ -522,6 +528,13 @@ def zeroed_inputs_runs(
     real_loss, real_score = _short_run(make_model(), train, val, short, loss_fn)
     zeroed_loss, zeroed_score = _short_run(_ZeroedInputs(make_model()), train, val, short, loss_fn)
     return ZeroedInputsResult(real_loss, zeroed_loss, real_score, zeroed_score, epochs, rows)
+
+
+def _epochs_for_steps(config: TrainConfig, rows: int) -> int:
+    """Epochs needed for ``ZEROED_MIN_STEPS`` optimizer steps on ``rows`` rows."""
+    full_batch = optimizer_entry(config.optimizer).full_batch
+    batch_size = config.batch_size or (rows if full_batch else _DEFAULT_BATCH_SIZE)
+    return math.ceil(ZEROED_MIN_STEPS / math.ceil(rows / min(batch_size, rows)))
 
 
 def _plan_zeroed_runs(

@@ -71,6 +71,11 @@ from deepdx.train.progress import ProgressBar
 
 __all__ = ["NeuralNetEstimator"]
 
+# scikit-learn has no type hints, and pyright would infer its parameters' types from their
+# defaults (X="no_validation"); these aliases type its validators as taking anything.
+_sk_validate_data: Callable[..., Any] = validate_data
+_sk_check_array: Callable[..., Any] = check_array
+
 
 def _is_verbose(value: object) -> bool:
     """Return True for a bool, an int >= 0, or a callable sink."""
@@ -81,8 +86,9 @@ def _is_callbacks(value: object) -> bool:
     """Return True for None or a sequence of :class:`Callback` instances."""
     if value is None:
         return True
-    is_sequence = isinstance(value, Sequence) and not isinstance(value, str)
-    return is_sequence and all(isinstance(c, Callback) for c in value)
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return False
+    return all(isinstance(c, Callback) for c in value)
 
 
 _COMMON_CONSTRAINTS: dict[str, Any] = {
@@ -179,6 +185,11 @@ class NeuralNetEstimator(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     """
 
     _task: ClassVar[Task] = "unsupervised"
+    module_: nn.Module
+    history_: History
+    n_iter_: int
+    input_shape_: tuple[int, ...]
+    n_features_in_: int
     _module_class: ClassVar[type[nn.Module]]
     _own_constraints: ClassVar[dict[str, Any]] = {}
 
@@ -329,7 +340,7 @@ class NeuralNetEstimator(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         self, X: ArrayLike, y: ArrayLike | None, *, reset: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Validate the training data; return float32 rows and encoded targets."""
-        rows = validate_data(self, X, reset=reset, dtype=np.float32, order="C", copy=True)
+        rows = _sk_validate_data(self, X, reset=reset, dtype=np.float32, order="C", copy=True)
         return rows, None
 
     def _fit_input_shape(
@@ -358,7 +369,7 @@ class NeuralNetEstimator(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     def _plan(self) -> _Plan:
         """Check every parameter and resolve the run's config, module arguments and seed."""
         name = type(self).__name__
-        params = {key: plain(value) for key, value in self.get_params(deep=False).items()}
+        params: dict[str, Any] = {k: plain(v) for k, v in self.get_params(deep=False).items()}
         check_params(name, params, self._constraints())
         names = module_args(self._module_class)
         routed = split_routed(name, self._routed_params, module_names=names)
@@ -418,7 +429,7 @@ class NeuralNetEstimator(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         """
         self._check_fitted()
         rows, sample_shape = _flatten_samples(X, dtype=np.float64)
-        rows = validate_data(self, rows, reset=False, dtype=np.float64, order="C")
+        rows = _sk_validate_data(self, rows, reset=False, dtype=np.float64, order="C")
         samples = self._to_samples(rows, sample_shape)  # (n, *input_shape_)
         model = copy.deepcopy(self.module_).double()
         captured: list[Tensor] = []
@@ -460,7 +471,7 @@ def _flatten_samples(
         return X, None
     if ndim < 3:
         return X, None
-    samples = check_array(X, allow_nd=True, dtype=dtype, input_name="X")
+    samples = _sk_check_array(X, allow_nd=True, dtype=dtype, input_name="X")
     return samples.reshape(len(samples), -1), tuple(samples.shape[1:])
 
 

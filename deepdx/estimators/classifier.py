@@ -23,11 +23,10 @@ import torch
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 from torch import nn
 
 from deepdx.data.dataset import Dataset
-from deepdx.estimators._base import NeuralNetEstimator, _Plan
+from deepdx.estimators._base import NeuralNetEstimator, _Plan, _sk_validate_data
 from deepdx.estimators._layout import rows_to_images, square_image_shape
 from deepdx.estimators._params import Predicate, Sizes
 from deepdx.exceptions import DataError
@@ -42,12 +41,13 @@ class _NeuralNetClassifier(ClassifierMixin, NeuralNetEstimator):
     """Label handling, ``predict`` and ``predict_proba`` shared by the classifiers."""
 
     _task = "classification"
+    classes_: np.ndarray
 
     def _validate_xy(
         self, X: ArrayLike, y: ArrayLike | None, *, reset: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """Validate rows and labels; set or check ``classes_``; return label indices."""
-        rows, labels = validate_data(
+        rows, labels = _sk_validate_data(
             self, X, y, reset=reset, dtype=np.float32, order="C", copy=True
         )
         check_classification_targets(labels)

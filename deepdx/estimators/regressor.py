@@ -17,10 +17,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import RegressorMixin
 from sklearn.utils import Tags
-from sklearn.utils.validation import validate_data
 from torch import nn
 
-from deepdx.estimators._base import NeuralNetEstimator
+from deepdx.estimators._base import NeuralNetEstimator, _sk_validate_data
 from deepdx.estimators._params import Sizes
 from deepdx.nets.mlp import MLP
 from deepdx.train.callbacks import Callback
@@ -137,7 +136,7 @@ class MLPRegressor(RegressorMixin, NeuralNetEstimator):
         self, X: ArrayLike, y: ArrayLike | None, *, reset: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """Validate rows and numeric targets; return float32 copies."""
-        rows, targets = validate_data(
+        rows, targets = _sk_validate_data(
             self,
             X,
             y,

@@ -8,6 +8,9 @@ differ between groups), and keeps its algorithm state in ``state_dict()``.
 ``GradientDescent``         steepest descent with an Armijo or strong-Wolfe line search
 ``NonlinearCG``             nonlinear conjugate gradients (PR+, FR, HS) with restarts
 ``LBFGS``                   limited-memory BFGS, two-loop recursion
+``Newton``                  exact Hessian, Levenberg-Marquardt damping (small models)
+``HessianFree``             truncated Newton with Gauss-Newton products and CG (Martens 2010)
+``cg_solve``                linear CG with Martens' relative-progress stopping rule
 ``armijo_backtracking``     backtracking line search (N&W Alg. 3.1)
 ``strong_wolfe``            strong-Wolfe line search with zoom (N&W Alg. 3.5, 3.6)
 ``two_loop``                the L-BFGS product ``H g`` (N&W Alg. 7.4)
@@ -17,17 +20,24 @@ differ between groups), and keeps its algorithm state in ``state_dict()``.
 
 from __future__ import annotations
 
+from deepdx.optim._cg import CGResult, cg_solve
 from deepdx.optim.gradient_descent import GradientDescent
+from deepdx.optim.hessian_free import HessianFree
 from deepdx.optim.lbfgs import LBFGS, two_loop
 from deepdx.optim.line_search import LineSearch, armijo_backtracking, strong_wolfe
+from deepdx.optim.newton import Newton
 from deepdx.optim.nonlinear_cg import NonlinearCG
 
 __all__ = [
     "LBFGS",
+    "CGResult",
     "GradientDescent",
+    "HessianFree",
+    "Newton",
     "LineSearch",
     "NonlinearCG",
     "armijo_backtracking",
+    "cg_solve",
     "strong_wolfe",
     "two_loop",
 ]

@@ -299,8 +299,9 @@ class Newton(FlatOptimizer):
             damping = max(2.0 * damping, beta)
         raise NumericalError(
             f"Newton iteration {state['n_iter']}: H + λI is not positive definite even "
-            f"for λ={damping:.3g}; expected a finite Hessian. Lower `damping` growth is "
-            "not the issue: look for huge or NaN entries in the model."
+            f"for λ={damping:.3g}; expected it to be once λ exceeds the most negative "
+            "eigenvalue of H. The Hessian is astronomically large: rescale the loss, or look "
+            "for overflow in the model."
         )
 
     def _inverse_metric(self, g: Tensor) -> Tensor:

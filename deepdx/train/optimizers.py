@@ -205,5 +205,17 @@ for _name, _entry in {
     "lbfgs": OptimizerEntry(
         _closure_based(_roadmap("LBFGS")), 1.0, True, "L-BFGS, two-loop, strong Wolfe"
     ),
+    "newton": OptimizerEntry(
+        _closure_based(_roadmap("Newton"), line_search="armijo"),
+        1.0,
+        True,
+        "Newton with Levenberg-Marquardt damping (small models)",
+    ),
+    "hf": OptimizerEntry(
+        _closure_based(_roadmap("HessianFree"), curvature="hessian"),
+        1.0,
+        True,
+        "Hessian-free (Martens 2010), Hessian-vector products in fit",
+    ),
 }.items():
     register_optimizer(_name, _entry)

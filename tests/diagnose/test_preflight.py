@@ -264,18 +264,34 @@ def test_zeroed_inputs_input_ignoring_model_scores_equal():
     assert result.real_score == result.zeroed_score
 
 
-def test_zeroed_inputs_runs_use_at_most_five_epochs_and_the_row_cap(monkeypatch):
-    monkeypatch.setattr(preflight, "ZEROED_MAX_ROWS", 50)
-    splits = _blobs()
-    short = zeroed_inputs_runs(_mlp((4,), 2), splits, config=TrainConfig(epochs=3))
-    long = zeroed_inputs_runs(_mlp((4,), 2), splits, config=TrainConfig(epochs=40))
-    assert (short.epochs, long.epochs) == (3, 5)
-    assert short.rows == long.rows == 50
+@pytest.mark.parametrize(
+    ("max_rows", "batch_size", "epochs", "expected"),
+    [
+        (50, None, 3, 3),  # never more epochs than the user's run
+        (50, None, 400, 100),  # one step an epoch: 100 epochs reach 100 steps
+        (180, 10, 400, 6),  # 18 steps an epoch: 6 epochs reach 100 steps
+        (180, 2, 400, 5),  # 90 steps an epoch: 5 epochs at least
+    ],
+)
+def test_zeroed_inputs_runs_train_five_epochs_or_a_hundred_steps(
+    monkeypatch, max_rows, batch_size, epochs, expected
+):
+    monkeypatch.setattr(preflight, "ZEROED_MAX_ROWS", max_rows)
+    monkeypatch.setattr(preflight, "_short_run", lambda *args: (0.0, 0.0))  # count only
+    config = TrainConfig(epochs=epochs, batch_size=batch_size)
+    result = zeroed_inputs_runs(_mlp((4,), 2), _blobs(), config=config)
+    assert (result.epochs, result.rows) == (expected, max_rows)
+
+
+def test_zeroed_inputs_runs_full_batch_optimizer_counts_one_step_an_epoch(monkeypatch):
+    monkeypatch.setattr(preflight, "_short_run", lambda *args: (0.0, 0.0))
+    config = TrainConfig(epochs=400, optimizer="lbfgs")
+    assert zeroed_inputs_runs(_mlp((4,), 2), _blobs(), config=config).epochs == 100
 
 
 def test_zeroed_inputs_runs_shrink_to_fit_the_time_limit():
     splits = _blobs()
-    config = TrainConfig(epochs=5)
+    config = TrainConfig(epochs=5, batch_size=10)
     fewer_epochs = zeroed_inputs_runs(
         _mlp((4,), 2), splits, config=config, time_limit=1.0, seconds_per_row=1e-3
     )

@@ -11,7 +11,11 @@ ESTIMATORS = [
     MLPClassifier((8,), max_iter=5, learning_rate=0.03),
     MLPRegressor((8,), max_iter=5, learning_rate=0.03),
     ConvNetClassifier(
-        channels=(4,), hidden_layer_sizes=(8,), max_iter=5, learning_rate=0.03, module__kernel_size=3
+        channels=(4,),
+        hidden_layer_sizes=(8,),
+        max_iter=5,
+        learning_rate=0.03,
+        module__kernel_size=3,
     ),
 ]
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from deepdx.optim import LBFGS, GradientDescent, NonlinearCG
+from deepdx.optim import LBFGS, GradientDescent, HessianFree, Newton, NonlinearCG
 from tests.optim.problems import Objective, make_closure, run_until_stalled
 
 
@@ -107,6 +107,44 @@ OPTIMIZERS: list[OptimizerSpec] = [
             ({"line_search_fn": "wolfe"}, r"Did you mean 'strong_wolfe'\?"),
             ({"lr": float("nan")}, r"`lr` of LBFGS must be a float > 0; got nan\."),
             ({"c2": 1.0}, r"`c2` of LBFGS must be a float in \(0, 1\); got 1\.0\."),
+        ),
+    ),
+    OptimizerSpec(
+        name="Newton-armijo",
+        factory=Newton,
+        kwargs={"line_search": "armijo", "max_iter": 5, **TIGHT},
+        steps=100,
+        capabilities=frozenset({"line_search", "param_groups"}),
+        bad_kwargs=(
+            ({"damping": -1.0}, r"`damping` of Newton must be a float >= 0; got -1\.0\."),
+            ({"line_search": "armjio"}, r"`line_search` of Newton .* Did you mean 'armijo'\?"),
+            ({"max_params": 0}, r"`max_params` of Newton must be an int >= 1; got 0\."),
+        ),
+    ),
+    OptimizerSpec(
+        name="Newton-lm",
+        factory=Newton,
+        kwargs={"max_iter": 5, **TIGHT},
+        steps=100,
+        capabilities=frozenset({"param_groups"}),
+    ),
+    OptimizerSpec(
+        name="HessianFree-hessian",
+        factory=HessianFree,
+        kwargs={"curvature": "hessian", "max_iter": 5, **TIGHT},
+        steps=200,
+        capabilities=frozenset({"line_search", "param_groups"}),
+        bad_kwargs=(
+            (
+                {"curvature": "gnn"},
+                r"`curvature` of HessianFree must be one of .*Did you mean 'ggn'\?",
+            ),
+            ({"damping": 0.0}, r"`damping` of HessianFree must be a float > 0; got 0\.0\."),
+            (
+                {"warm_start_decay": 1.5},
+                r"`warm_start_decay` of HessianFree must be a float in \[0, 1\]",
+            ),
+            ({"cg_min_iter": 300}, r"needs cg_min_iter <= cg_max_iter; got cg_min_iter=300"),
         ),
     ),
 ]

@@ -23,12 +23,13 @@ def _least_squares(seed=0):
     return X, y
 
 
-def _blobs(n=90, seed=0):
+def _blobs(n=90, seed=0, scale=(1.0, 1.0)):
+    """Three overlapping Gaussian classes in 2-D, features multiplied by ``scale``."""
     gen = make_generator(seed)
     centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]], dtype=torch.float64)
     y = torch.arange(n) % 3
     X = centres[y] + 1.2 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
-    return X, y
+    return X * torch.tensor(scale, dtype=torch.float64), y
 
 
 def _mlp(seed=0, hidden=6):
@@ -80,10 +81,12 @@ def test_hessian_free_solves_rosenbrock_as_least_squares_with_ggn():
     torch.testing.assert_close(x.detach(), torch.ones(2, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
-def test_hessian_free_trains_mlp_monotonically_and_beats_gradient_descent():
-    X, y = _blobs()
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hessian_free_trains_mlp_monotonically_and_beats_gradient_descent(seed):
+    # badly scaled features (x30 between them) make the curvature ill-conditioned
+    X, y = _blobs(seed=seed, scale=(3.0, 0.1))
     n_steps, k = 10, 30  # curvature on the first 30 of 90 samples
-    hf_model, gd_model = _mlp(), _mlp()
+    hf_model, gd_model = _mlp(seed), _mlp(seed)
     hf = HessianFree(hf_model.parameters())
     gd = GradientDescent(gd_model.parameters(), line_search="armijo")
     hf_closure = _closure(hf, lambda: F.cross_entropy(hf_model(X), y))
@@ -285,3 +288,25 @@ def test_hessian_free_is_a_drop_in_for_torch_lbfgs_in_a_training_loop():
     solution = torch.linalg.lstsq(X1, y).solution  # (4, 2) least-squares weights and bias
     torch.testing.assert_close(results["hf"], solution, atol=1e-6, rtol=0)
     torch.testing.assert_close(results["lbfgs"], solution, atol=1e-4, rtol=0)
+
+
+@pytest.mark.gpu
+def test_hessian_free_ggn_step_on_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    X, y = _blobs(n=80)
+    finals = []
+    for device in ("cpu", "cuda"):
+        model = _mlp().to(device)
+        Xd, yd = X.to(device), y.to(device)
+        optimizer = HessianFree(model.parameters())
+        closure = _closure(optimizer, lambda m=model, a=Xd, b=yd: F.cross_entropy(m(a), b))
+        for _ in range(3):
+            optimizer.step(
+                closure,
+                outputs_fn=lambda m=model, a=Xd: m(a[:70]),
+                loss_on_outputs=lambda z, b=yd: F.cross_entropy(z, b[:70]),
+            )
+        assert optimizer.state[next(iter(model.parameters()))]["cg_x"].device.type == device
+        finals.append(torch.cat([p.detach().cpu().reshape(-1) for p in model.parameters()]))
+    torch.testing.assert_close(finals[1], finals[0], atol=1e-8, rtol=1e-6)

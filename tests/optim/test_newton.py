@@ -187,3 +187,18 @@ def test_newton_is_a_drop_in_for_torch_lbfgs_in_a_training_loop():
     solution = torch.linalg.lstsq(X1, y).solution  # (4, 2) least-squares weights and bias
     torch.testing.assert_close(results["newton"], solution, atol=1e-8, rtol=0)
     torch.testing.assert_close(results["lbfgs"], solution, atol=1e-4, rtol=0)
+
+
+@pytest.mark.gpu
+def test_newton_step_on_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    finals = []
+    for device in ("cpu", "cuda"):
+        x = torch.tensor(ROSENBROCK_START, dtype=torch.float64, device=device, requires_grad=True)
+        optimizer = Newton([x], line_search="armijo")
+        closure = make_closure(optimizer, rosenbrock, [x])
+        for _ in range(5):
+            optimizer.step(closure)
+        finals.append(x.detach().cpu())
+    torch.testing.assert_close(finals[1], finals[0], atol=1e-10, rtol=0)

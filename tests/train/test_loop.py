@@ -234,3 +234,13 @@ def test_fit_nan_policy_rollback_gives_up_after_repeated_failures(blobs):
     always_nan = lambda m, b: m(b[0]).sum() * float("nan")  # noqa: E731
     with pytest.raises(NumericalError, match="after 8 rollbacks"):
         fit(make_mlp(), train, epochs=1, loss_fn=always_nan, nan_policy="rollback")
+
+
+@pytest.mark.parametrize("name", ["gd", "cg", "lbfgs", "newton", "hf", "torch-lbfgs"])
+def test_fit_runs_every_closure_optimizer_by_name(blobs, name):
+    train, val = blobs
+    model = torch.nn.Linear(4, 2)
+    history = fit(model, train, val, epochs=3, optimizer=name)
+    assert history.n_steps == 3  # full batch: one step per epoch
+    assert history.epochs[-1].train_loss < history.epochs[0].train_loss
+    assert history.epochs[-1].val_metric >= 0.8  # chance is 0.5

@@ -147,8 +147,12 @@ def gradient_profile(history: History | None) -> GradientProfile | None:
 
 
 def vanishing(profile: GradientProfile | None) -> bool:
-    """Return True when the profile meets AUTOTRAINER's vanishing-gradient condition (B9)."""
-    if profile is None or not math.isfinite(profile.ratio):
+    """Return True when the profile meets AUTOTRAINER's vanishing-gradient condition (B9).
+
+    A first-layer gradient of exactly zero is not a vanishing gradient but a disconnected
+    input layer (its input zeroed or detached), and is left to the zeroed-input rule.
+    """
+    if profile is None or not math.isfinite(profile.ratio) or profile.norms[0] == 0:
         return False
     return (
         profile.ratio < th.VANISHING_LAYER_RATIO.value
@@ -175,6 +179,62 @@ def flow_blockers(evidence: Evidence) -> list[str]:
     profile = gradient_profile(history)
     if profile is not None and vanishing(profile):
         out.append(f"vanishing gradients (first/last layer norm ratio {fmt(profile.ratio)})")
+    return out
+
+
+def severe_idle_units(history: History | None) -> list[str]:
+    """Return descriptions of layers that end with most units dead or saturated.
+
+    Severe: a layer above the severe fraction (0.9), or, with two or more layers, every
+    layer above the layer fraction (0.5).
+    """
+    out = []
+    for prefix, what, layer_limit, severe_limit in (
+        (signals.DEAD_FRACTION, "dead", th.DEAD_LAYER_FRACTION, th.DEAD_SEVERE_FRACTION),
+        (
+            signals.SATURATED_FRACTION,
+            "saturated",
+            th.SATURATED_LAYER_FRACTION,
+            th.SATURATED_SEVERE_FRACTION,
+        ),
+    ):
+        last = unit_fractions(history, prefix)
+        everywhere = len(last) >= 2 and min(last.values()) > layer_limit.value
+        out += [
+            f"{share:.0%} {what} units in {layer}"
+            for layer, share in last.items()
+            if share > severe_limit.value or everywhere
+        ]
+    return out
+
+
+def tiny_updates(history: History | None) -> bool:
+    """Return True when every layer's median update ratio is far below the ~1e-3 target.
+
+    The median over layers is below ``UPDATE_RATIO_LOW`` and even the fastest layer is below
+    ``UPDATE_RATIO_TARGET``: the whole net moves slowly, as a global step size would make it.
+    """
+    ratios = update_ratios(history)
+    return (
+        ratios is not None
+        and ratios[0] < th.UPDATE_RATIO_LOW.value
+        and ratios[1] < th.UPDATE_RATIO_TARGET.value
+    )
+
+
+def learning_blockers(evidence: Evidence) -> list[str]:
+    """Return reasons the net could not learn anything, whatever its inputs.
+
+    A stopped (diverged) run, severely dead or saturated layers, vanishing gradients, or
+    updates far too small everywhere.
+    """
+    out = ["the run diverged"] if evidence.divergence else []
+    out += severe_idle_units(evidence.history)
+    profile = gradient_profile(evidence.history)
+    if profile is not None and vanishing(profile):
+        out.append("vanishing gradients")
+    if tiny_updates(evidence.history):
+        out.append("updates far too small (learning rate too low)")
     return out
 
 

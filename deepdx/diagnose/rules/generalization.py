@@ -141,7 +141,8 @@ def find_overfitting(evidence: Evidence) -> list[Finding]:
             f"validation loss is {loss_gap['val_over_train_loss_gap']:.0%} above training loss"
         )
     facts = {**gap, **rising, **loss_gap, "early_stopping_restored_best": restored}
-    summary = "The net overfits: " + "; ".join(parts) + "."
+    opening = "The net overfits: " if severity == "warning" else "A generalisation gap: "
+    summary = opening + "; ".join(parts) + "."
     plot = "metric" if gap else "loss"
     return [Finding("overfitting", severity, summary, facts, _REGULARISE, plot)]
 

@@ -163,6 +163,14 @@ def _instability(evidence: Evidence) -> dict:
     return signs
 
 
+_SIGN_WORDS = {
+    "diverged": "it diverged",
+    "gradient_spike_events": "gradient-norm spikes",
+    "share_of_epochs_with_swings": "an oscillating training curve",
+    "loss_progress": "almost no progress",
+}
+
+
 def find_learning_rate_too_high(evidence: Evidence) -> list[Finding]:
     """Report a learning rate that makes the run unstable (B2, B5, B6, B7, B8).
 
@@ -211,7 +219,7 @@ def find_learning_rate_too_high(evidence: Evidence) -> list[Finding]:
         )
     summary = (
         f"The learning rate {fmt(evidence.lr)} looks too high: the run is unstable "
-        f"({', '.join(signs)}){measured}."
+        f"({', '.join(_SIGN_WORDS[sign] for sign in signs)}){measured}."
     )
     advice = (
         _LOWER_LR,
@@ -242,13 +250,13 @@ def _small_steps(evidence: Evidence) -> dict:
     """Return the independent measurements that say the weights barely move."""
     found: dict = {}
     ratios = m.update_ratios(evidence.history)
-    if ratios is not None and ratios[0] < th.UPDATE_RATIO_LOW.value:
-        if ratios[1] < th.UPDATE_RATIO_TARGET.value:  # even the fastest layer is slow
-            found |= {
-                "median_update_ratio": ratios[0],
-                "largest_layer_update_ratio": ratios[1],
-                **th.UPDATE_RATIO_LOW.cite("ratio_threshold"),
-            }
+    if ratios is not None and m.tiny_updates(evidence.history):
+        found |= {
+            "median_update_ratio": ratios[0],
+            "largest_layer_update_ratio": ratios[1],
+            **th.UPDATE_RATIO_LOW.cite("ratio_threshold"),
+            **th.UPDATE_RATIO_TARGET.cite("largest_ratio_threshold"),
+        }
     sharp = m.sharpness(evidence)
     if sharp is not None and float(sharp.max()) < th.SHARPNESS_LOW.value:
         found |= {

@@ -272,14 +272,17 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     Parameters
     ----------
     evidence : Evidence
-        Reads ``preflight`` (real and zeroed runs), ``net_val_score`` and the baselines.
+        Reads ``preflight`` (real and zeroed runs), ``net_val_score``, the baselines and,
+        to rule out a net that cannot learn at all, the signals of ``history``.
 
     Returns
     -------
     list of Finding
-        One ``ignores_inputs`` finding when gain < 0.1: ``problem`` when gain < 0.05 while a
-        baseline beats chance clearly (so the labels do depend on the inputs), else
-        ``warning``; ``[]`` otherwise and for unsupervised tasks.
+        One ``ignores_inputs`` finding when gain < 0.1: ``problem`` when gain < 0.05, a
+        baseline beats chance clearly (so the labels do depend on the inputs) and nothing
+        else stops the net from learning (divergence, dead or saturated layers, vanishing
+        gradients, tiny updates); else ``warning``. ``[]`` otherwise and for unsupervised
+        tasks.
 
     Notes
     -----
@@ -287,7 +290,8 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     input-independent model that real inputs close (Deepchecks' gain, with the zeroed-input
     run as the baseline). Without scores the losses are used, with 0 as perfect. s_real is
     the better of the short run and the trained net, so a short run that was merely too
-    short does not fire the rule.
+    short does not fire the rule. A first layer whose gradient is exactly zero throughout
+    (its input zeroed or detached in the forward pass) is quoted as corroboration.
 
     Examples
     --------
@@ -304,26 +308,22 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     if measured is None or measured[0] >= th.IGNORES_INPUTS_GAIN.value:
         return []
     value, real, zero = measured
-    learnable = _labels_learnable(evidence)
-    problem = value < th.NO_BETTER_GAIN.value and learnable is True
+    learnable, blockers = _labels_learnable(evidence), m.learning_blockers(evidence)
+    profile = m.gradient_profile(evidence.history)
     facts = {
         "gain_over_zeroed_inputs": value,
         "real_inputs": real,
         "zeroed_inputs": zero,
         "labels_learnable_by_baselines": learnable,
+        "first_layer_grad_norm": None if profile is None else profile.norms[0],
+        "learning_blockers": blockers,
         **th.IGNORES_INPUTS_GAIN.cite(),
         **th.NO_BETTER_GAIN.cite("no_better_threshold"),
         **th.LEARNABLE_GAIN.cite("learnable_threshold"),
     }
-    summary = (
-        f"With all inputs set to zero the net reaches {fmt(zero)} against {fmt(real)} with "
-        f"real inputs (gain {value:.2f}): it barely uses its inputs"
-    )
-    summary += {
-        True: ", although a shallow baseline shows they are informative.",
-        False: "; no baseline beats chance clearly either, so the labels may not depend on them.",
-        None: ".",
-    }[learnable]
+    problem = value < th.NO_BETTER_GAIN.value and learnable is True and not blockers
+    severity = "problem" if problem else "warning"
+    summary = _ignores_summary(value, real, zero, learnable=learnable, blockers=blockers)
     advice = (
         "Check that the forward pass uses its input (not a cached tensor, a constant or only a "
         "bias) and that the input is not overwritten or detached on the way.",
@@ -331,8 +331,23 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
         "inputs are not constant after preprocessing.",
         "If the zeroed run scores well, look for labels leaking through another channel.",
     )
-    severity = "problem" if problem else "warning"
     return [Finding("ignores_inputs", severity, summary, facts, advice, "baselines")]
+
+
+def _ignores_summary(
+    value: float, real: float, zero: float, *, learnable: bool | None, blockers: list[str]
+) -> str:
+    """Return the summary of the zeroed-input comparison, with its likeliest reading."""
+    start = (
+        f"With all inputs set to zero the net reaches {fmt(zero)} against {fmt(real)} with "
+        f"real inputs (gain {value:.2f})"
+    )
+    if blockers:
+        return f"{start}, but it may learn nothing at all: {'; '.join(blockers)}."
+    if learnable is False:
+        return f"{start}; no baseline beats chance either: the labels may not depend on them."
+    tail = ", although a shallow baseline shows they are informative." if learnable else "."
+    return f"{start}: it barely uses its inputs{tail}"
 
 
 def _input_gain(evidence: Evidence, pre: Preflight) -> tuple[float, float, float] | None:

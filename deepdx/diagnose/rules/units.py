@@ -86,7 +86,8 @@ def _unit_finding(
         return []
     last = m.unit_fractions(evidence.history, prefix)
     worst = max(flagged, key=flagged.__getitem__)
-    severe = max(last.values()) > rule.severe.value or min(last.values()) > rule.layer.value
+    everywhere = len(last) >= 2 and min(last.values()) > rule.layer.value
+    severe = max(last.values()) > rule.severe.value or everywhere
     failed = m.fit_failed(evidence) is True
     severity: Severity = "problem" if severe and failed and not soft else "warning"
     facts = {
@@ -100,9 +101,9 @@ def _unit_finding(
         **rule.severe.cite("severe_threshold"),
     }
     summary = (
-        f"Up to {flagged[worst]:.0%} of the units of {worst} were {rule.word} ({rule.meaning}), "
-        f"{last[worst]:.0%} at the end; {len(flagged)} of {len(peak)} layers went above "
-        f"{rule.layer.value:.0%}" + ("; the net failed to learn." if failed else ".")
+        f"Up to {flagged[worst]:.0%} of the units of layer {worst} were {rule.word} "
+        f"({rule.meaning}), {last[worst]:.0%} at the end; {len(flagged)} of {len(peak)} layers "
+        f"went above {rule.layer.value:.0%}" + ("; the net failed to learn." if failed else ".")
     )
     return [Finding(rule.kind, severity, summary, facts, rule.advice, "activations")]
 
@@ -119,8 +120,8 @@ def find_dead_units(evidence: Evidence) -> list[Finding]:
     -------
     list of Finding
         One ``dead_units`` finding when some layer has f_l^max > 0.5 (SageMaker DeadRelu):
-        ``problem`` when some f_l > 0.9 or every layer has f_l > 0.5, and the net failed
-        to learn; else ``warning``.
+        ``problem`` when some f_l > 0.9 or every layer (of two or more) has f_l > 0.5, and
+        the net failed to learn; else ``warning``.
 
     Notes
     -----
@@ -154,9 +155,9 @@ def find_saturated_units(evidence: Evidence) -> list[Finding]:
     -------
     list of Finding
         One ``saturated_units`` finding when some layer has f_l^max > 0.5 (SageMaker
-        SaturatedActivation): ``problem`` when some f_l > 0.9 or every layer has f_l > 0.5,
-        and the net failed to learn; else ``warning``. Without a flagged layer by the strict
-        definition, the soft one can still give a ``warning``.
+        SaturatedActivation): ``problem`` when some f_l > 0.9 or every layer (of two or
+        more) has f_l > 0.5, and the net failed to learn; else ``warning``. Without a
+        flagged layer by the strict definition, the soft one can still give a ``warning``.
 
     Notes
     -----

@@ -160,7 +160,9 @@ def healthy_history(seed: int = 0) -> History:
         train_metric=0.97 - 0.6 * np.exp(-0.5 * k),
         val_metric=0.95 - 0.6 * np.exp(-0.5 * k),
     )
-    return history(decaying_loss(seed=seed), records=records, signals=healthy_signals(seed=seed), every=10)
+    return history(
+        decaying_loss(seed=seed), records=records, signals=healthy_signals(seed=seed), every=10
+    )
 
 
 def learning_curve(val=(0.80, 0.86, 0.90, 0.92), train=(0.99, 0.98, 0.97, 0.97)) -> LearningCurve:

@@ -40,10 +40,16 @@ def test_apply_rules_sorts_problem_warning_info():
     assert "healthy" not in [f.kind for f in findings]
 
 
+def _first(ev):
+    return [Finding("plateau", "warning", "a."), Finding("oscillation", "info", "b.")]
+
+
+def _second(ev):
+    return [Finding("divergence", "problem", "c."), Finding("dead_units", "warning", "d.")]
+
+
 def test_apply_rules_keeps_rule_order_within_a_severity():
-    first = lambda ev: [Finding("plateau", "warning", "a"), Finding("oscillation", "info", "b")]  # noqa: E731
-    second = lambda ev: [Finding("divergence", "problem", "c"), Finding("dead_units", "warning", "d")]  # noqa: E731
-    kinds = [f.kind for f in apply_rules(b.evidence(), rules=[first, second])]
+    kinds = [f.kind for f in apply_rules(b.evidence(), rules=[_first, _second])]
     assert kinds == ["divergence", "plateau", "dead_units", "oscillation"]
 
 

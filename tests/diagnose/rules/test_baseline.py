@@ -20,22 +20,25 @@ def test_below_baseline_chance_with_unlearnable_labels_says_so():
 
 
 def test_below_baseline_linear_model_wins_is_problem():
-    (f,) = find_below_baseline(b.evidence(baselines=b.baselines(logistic=0.90, rbf=None), net_test_score=0.80))
+    (f,) = find_below_baseline(
+        b.evidence(baselines=b.baselines(logistic=0.90, rbf=None), net_test_score=0.80)
+    )
     assert f.severity == "problem" and f.evidence["linear_shortfall"] == pytest.approx(0.10)
     assert f.evidence["linear_baseline"] == "logistic_regression"
 
 
-def test_below_baseline_losing_to_rbf_only_is_warning():
+def test_below_baseline_losing_to_rbf_only_is_info():
     ev = b.evidence(baselines=b.baselines(logistic=0.85, rbf=0.95), net_test_score=0.90)
     (f,) = find_below_baseline(ev)
-    assert f.severity == "warning" and f.evidence["gain"] == pytest.approx(-1.0)
-    assert f.evidence["threshold"] == 0.1
+    assert f.severity == "info" and f.evidence["gain"] == pytest.approx(-1.0)
+    assert f.evidence["gain_over_simple"] == pytest.approx(1 / 3) and f.evidence["threshold"] == 0.1
 
 
-def test_below_baseline_small_gain_is_warning():
+def test_below_baseline_small_gain_over_a_linear_model_is_warning():
     ev = b.evidence(baselines=b.baselines(rbf=None, logistic=0.90), net_test_score=0.905)
     (f,) = find_below_baseline(ev)
-    assert f.severity == "warning" and f.evidence["gain"] == pytest.approx(0.05)
+    assert f.severity == "warning" and f.evidence["gain_over_simple"] == pytest.approx(0.05)
+    assert "logistic_regression" in f.summary
 
 
 def test_below_baseline_uses_validation_score_without_test_score():

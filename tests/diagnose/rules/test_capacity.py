@@ -19,7 +19,10 @@ def test_capacity_wider_beats_base_gives_more_units():
 
 def test_capacity_deeper_beats_base_and_wider_gives_more_layers():
     found = _run(b.probe("base", 0.70), b.probe("wider", 0.75), b.probe("deeper", 0.80))
-    assert [(f.kind, f.severity) for f in found] == [("more_units", "warning"), ("more_layers", "warning")]
+    assert [(f.kind, f.severity) for f in found] == [
+        ("more_units", "warning"),
+        ("more_layers", "warning"),
+    ]
 
 
 def test_capacity_deeper_behind_wider_gives_no_more_layers():

@@ -29,7 +29,9 @@ def test_overfitting_score_gap_thresholds(train, val, fires):
 def test_overfitting_reports_gap_and_source():
     (f,) = find_overfitting(b.evidence(net_train_score=1.0, net_val_score=0.8))
     assert (f.kind, f.plot) == ("overfitting", "metric")
-    assert f.evidence["gap"] == pytest.approx(0.2) and "AUTOTRAINER" in f.evidence["threshold_source"]
+    assert (
+        f.evidence["gap"] == pytest.approx(0.2) and "AUTOTRAINER" in f.evidence["threshold_source"]
+    )
 
 
 def _rising(events=()):
@@ -47,7 +49,9 @@ def test_overfitting_rising_validation_loss_is_warning():
 
 
 def test_overfitting_restored_by_early_stopping_is_info():
-    (f,) = find_overfitting(b.evidence(history=_rising(events=[{"kind": "restore_best", "epoch": 6}])))
+    (f,) = find_overfitting(
+        b.evidence(history=_rising(events=[{"kind": "restore_best", "epoch": 6}]))
+    )
     assert f.severity == "info" and f.evidence["early_stopping_restored_best"] is True
 
 
@@ -60,7 +64,9 @@ def test_overfitting_loss_gap_alone_is_info():
 def test_overfitting_prefers_eval_mode_training_loss():
     # Dropout inflates the epoch-mean loss; the eval-mode probe loss shows the real gap.
     records = b.epochs(
-        [1.0, 0.9, 0.9, 0.9], val_loss=[1.0, 0.9, 0.9, 0.9], extra={"train_eval_loss": [0.9, 0.5, 0.5, 0.5]}
+        [1.0, 0.9, 0.9, 0.9],
+        val_loss=[1.0, 0.9, 0.9, 0.9],
+        extra={"train_eval_loss": [0.9, 0.5, 0.5, 0.5]},
     )
     (f,) = find_overfitting(b.evidence(history=b.history(records=records)))
     assert f.evidence["val_over_train_loss_gap"] == pytest.approx(0.8)
@@ -116,7 +122,9 @@ def test_fit_power_law_matches_scipy_curve_fit():
     a, b_exp = fit_power_law(sizes, errors)
     # Reference: nonlinear least squares on the log model, which log-log polyfit solves exactly.
     (ref_log_a, ref_b), _ = curve_fit(lambda n, la, bb: la - bb * n, np.log(sizes), np.log(errors))
-    assert a == pytest.approx(np.exp(ref_log_a), rel=1e-6) and b_exp == pytest.approx(ref_b, rel=1e-6)
+    assert a == pytest.approx(np.exp(ref_log_a), rel=1e-6) and b_exp == pytest.approx(
+        ref_b, rel=1e-6
+    )
 
 
 def test_more_data_helps_steep_curve_with_large_gap_is_warning():
@@ -139,13 +147,17 @@ def test_more_data_helps_flat_curve_says_unlikely():
 
 
 def test_more_data_helps_gain_within_noise_is_not_steep():
-    lc = LearningCurve((100, 200, 400), (1.0,) * 3, (0.0,) * 3, (0.6, 0.62, 0.64), (0.2,) * 3, "accuracy", 4)
+    lc = LearningCurve(
+        (100, 200, 400), (1.0,) * 3, (0.0,) * 3, (0.6, 0.62, 0.64), (0.2,) * 3, "accuracy", 4
+    )
     (f,) = find_more_data_helps(b.evidence(learning_curve=lc))
     assert "unlikely" in f.summary and f.evidence["standard_error"] == pytest.approx(0.1)
 
 
 def test_more_data_helps_on_a_loss_curve():
-    lc = LearningCurve((100, 200, 400), (0.1,) * 3, (0.0,) * 3, (1.0, 0.8, 0.64), (0.01,) * 3, "loss", 5)
+    lc = LearningCurve(
+        (100, 200, 400), (0.1,) * 3, (0.0,) * 3, (1.0, 0.8, 0.64), (0.01,) * 3, "loss", 5
+    )
     (f,) = find_more_data_helps(b.evidence(learning_curve=lc))
     assert f.severity == "warning" and f.evidence["exponent_b"] == pytest.approx(-np.log2(0.8))
 

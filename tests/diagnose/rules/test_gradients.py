@@ -28,7 +28,9 @@ def test_exploding_three_spike_events_is_warning_with_clip_advice():
     (f,) = find_exploding_gradients(b.evidence(history=h))
     assert (f.kind, f.severity, f.plot) == ("exploding_gradients", "warning", "grad_norms")
     assert f.evidence["spike_events"] == 3  # steps 101 and 102 are one event
-    assert f.evidence["clip_at_p90"] == pytest.approx(np.percentile(_norms_with_spikes([100, 101, 180, 250]), 90))
+    assert f.evidence["clip_at_p90"] == pytest.approx(
+        np.percentile(_norms_with_spikes([100, 101, 180, 250]), 90)
+    )
     assert "Clip the gradient norm" in f.advice[0]
 
 
@@ -98,4 +100,10 @@ def test_vanishing_ratio_alone_is_info():
     ids=["healthy", "first_not_tiny"],
 )
 def test_vanishing_quiet(layers):
+    assert find_vanishing_gradients(b.evidence(history=_grad_history(layers=layers))) == []
+
+
+def test_vanishing_quiet_when_the_input_layer_gets_exactly_zero_gradient():
+    # A zeroed or detached input, not a vanishing gradient: left to the zeroed-input rule.
+    layers = {"net.linear1": 0.0, "net.linear2": 1e-3, "net.linear3": 1.0}
     assert find_vanishing_gradients(b.evidence(history=_grad_history(layers=layers))) == []

@@ -64,7 +64,9 @@ def test_stability_limit(name, limit):
 
 def test_sharpness_falls_back_to_lambda_max_times_lr():
     h = b.history(signals={"lambda_max": [10.0, 30.0]})
-    np.testing.assert_allclose(m.sharpness(b.evidence(history=h, optimizer="sgd", lr=0.1)), [0.5, 1.5])
+    np.testing.assert_allclose(
+        m.sharpness(b.evidence(history=h, optimizer="sgd", lr=0.1)), [0.5, 1.5]
+    )
 
 
 def test_chance_score_prefers_the_dummy_baseline():
@@ -77,4 +79,6 @@ def test_bias_variance_decomposition():
     ev = b.evidence(net_train_score=0.8, net_val_score=0.7, baselines=b.baselines())
     split = m.bias_variance(ev)
     assert split is not None and split.reference == "rbf_svm"
-    assert split.avoidable_bias == pytest.approx(0.2 - 0.08) and split.variance == pytest.approx(0.1)
+    assert split.avoidable_bias == pytest.approx(0.2 - 0.08) and split.variance == pytest.approx(
+        0.1
+    )

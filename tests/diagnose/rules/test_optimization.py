@@ -190,7 +190,9 @@ def test_plateau_uses_epochs_when_there_are_enough():
     assert f.evidence["relative_improvement"] == 0.0
 
 
-@pytest.mark.parametrize("loss", [np.linspace(2.3, 0.5, 1000), np.full(15, 1.0)], ids=["falling", "short"])
+@pytest.mark.parametrize(
+    "loss", [np.linspace(2.3, 0.5, 1000), np.full(15, 1.0)], ids=["falling", "short"]
+)
 def test_plateau_quiet(loss):
     assert find_plateau(b.evidence(history=b.history(loss))) == []
 
@@ -199,7 +201,9 @@ def test_plateau_quiet(loss):
 
 
 def test_oscillation_of_the_training_loss():
-    (f,) = find_oscillation(b.evidence(history=b.history(records=b.epochs([1.0, 0.7, 0.9, 0.6, 0.8, 0.5]))))
+    (f,) = find_oscillation(
+        b.evidence(history=b.history(records=b.epochs([1.0, 0.7, 0.9, 0.6, 0.8, 0.5])))
+    )
     assert (f.kind, f.severity, f.plot) == ("oscillation", "warning", "loss")
     assert f.evidence["swings"] == 2 and f.evidence["share_of_epochs"] == pytest.approx(0.4)
 

@@ -33,7 +33,11 @@ def test_wrong_gradient_suspect_without_kinks_is_warning():
 
 @pytest.mark.parametrize(
     "check",
-    [None, b.gradcheck_result("ok"), b.gradcheck_result("suspect", error=1e-3, non_smooth=("relu",))],
+    [
+        None,
+        b.gradcheck_result("ok"),
+        b.gradcheck_result("suspect", error=1e-3, non_smooth=("relu",)),
+    ],
     ids=["not_run", "ok", "suspect_with_kinks"],
 )
 def test_wrong_gradient_quiet(check):
@@ -106,7 +110,10 @@ def test_ignores_inputs_quiet_when_the_trained_net_uses_its_inputs():
 
 def test_ignores_inputs_falls_back_to_losses():
     pre = b.preflight(
-        real_inputs_score=None, zeroed_inputs_score=None, real_inputs_loss=0.98, zeroed_inputs_loss=1.0
+        real_inputs_score=None,
+        zeroed_inputs_score=None,
+        real_inputs_loss=0.98,
+        zeroed_inputs_loss=1.0,
     )
     (f,) = find_ignores_inputs(b.evidence(task="regression", metric="", preflight=pre))
     assert f.evidence["gain_over_zeroed_inputs"] == pytest.approx(0.02)
@@ -136,7 +143,10 @@ def test_one_batch_failure_info_when_trained_net_fits():
 
 @pytest.mark.parametrize(
     "fields",
-    [{"one_batch_final_score": 0.995, "one_batch_final_loss": 0.5}, {"one_batch_final_score": None}],
+    [
+        {"one_batch_final_score": 0.995, "one_batch_final_loss": 0.5},
+        {"one_batch_final_score": None},
+    ],
     ids=["by_score", "by_loss"],
 )
 def test_one_batch_passed_is_quiet(fields):
@@ -185,3 +195,16 @@ def test_data_issues_duplicates(n, severity):
 def test_data_issues_quiet_on_clean_data():
     assert find_data_issues(b.evidence(data_sanity=b.data_sanity())) == []
     assert find_data_issues(b.evidence()) == []
+
+
+def test_ignores_inputs_only_warning_when_the_net_cannot_learn_at_all():
+    h = b.history(signals={"dead_fraction/act1": [1.0], "dead_fraction/act2": [1.0]})
+    (f,) = find_ignores_inputs(_ignoring(baselines=b.baselines(), history=h))
+    assert f.severity == "warning" and f.evidence["learning_blockers"]
+    assert "may learn nothing at all" in f.summary
+
+
+def test_ignores_inputs_quotes_a_disconnected_input_layer():
+    h = b.history(signals={"grad_norm/net.linear1": [0.0] * 3, "grad_norm/net.linear2": [0.5] * 3})
+    (f,) = find_ignores_inputs(_ignoring(baselines=b.baselines(), history=h))
+    assert f.severity == "problem" and f.evidence["first_layer_grad_norm"] == 0.0

@@ -38,7 +38,9 @@ def test_saturated_units_at_init_are_flagged_even_after_recovery():
     h = _units("saturated_fraction", act1=[0.8, 0.1])
     (f,) = find_saturated_units(b.evidence(history=h))
     assert f.severity == "warning"
-    assert f.evidence["peak_fractions"] == {"act1": 0.8} and f.evidence["final_fractions"] == {"act1": 0.1}
+    assert f.evidence["peak_fractions"] == {"act1": 0.8} and f.evidence["final_fractions"] == {
+        "act1": 0.1
+    }
 
 
 def test_saturated_units_severe_and_failed_is_problem():
@@ -56,3 +58,10 @@ def test_saturated_units_soft_signal_gives_warning_only():
 
 def test_saturated_units_quiet_below_threshold():
     assert find_saturated_units(b.evidence(history=_units("saturated_fraction", act1=[0.3]))) == []
+
+
+def test_dead_units_single_layer_just_above_half_stays_warning():
+    # 'Every layer flagged' needs two layers or more; one layer at 60% is not severe.
+    h = _units("dead_fraction", act1=[0.6, 0.6])
+    ev = b.evidence(history=h, net_train_score=0.1, baselines=b.baselines())
+    assert [f.severity for f in find_dead_units(ev)] == ["warning"]
