@@ -312,6 +312,30 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-standard constant {name}")
 
 
+def _parse_finite_float(text: str) -> float:
+    """Parse a JSON number, refusing one that overflows to infinity (``1e999``)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a float64")
+    return value
+
+
+def _loads_strict(data: bytes) -> JSON:
+    """Parse UTF-8 strict JSON: no NaN or Infinity, spelled out or by overflow.
+
+    Raises ValueError (UnicodeDecodeError included) for anything else, nesting so deep that
+    the parser runs out of stack among it.
+    """
+    try:
+        return json.loads(
+            data.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=_parse_finite_float,
+        )
+    except RecursionError as exc:
+        raise ValueError(f"nested too deeply to parse ({exc})") from exc
+
+
 def read_json(
     path: str | os.PathLike[str],
     *,
@@ -337,7 +361,8 @@ def read_json(
     Raises
     ------
     DataError
-        If the file is too large, not UTF-8, not JSON, or uses NaN / Infinity.
+        If the file is too large, not UTF-8, not JSON, nested too deeply to parse, or
+        holds NaN or Infinity (spelled out, or a number such as ``1e999`` that overflows).
     UnsafeFileError
         If ``sha256`` is given and does not match.
 
@@ -351,8 +376,8 @@ def read_json(
     path = Path(path)
     data = _read_verified(path, max_bytes=max_bytes, sha256=sha256)
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        return _loads_strict(data)
+    except ValueError as exc:
         raise DataError(
             f"{path} is not a valid strict JSON file ({exc}). It was written by "
             "another program or damaged; restore it from a good copy."
@@ -555,8 +580,8 @@ def read_tensor_metadata(
         )
         raw = handle.read(n_header)
     try:
-        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        header = _loads_strict(raw)
+    except ValueError as exc:
         raise DataError(f"{path} has an unreadable safetensors header ({exc}).") from exc
     metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
     if not isinstance(metadata, dict) or not all(
@@ -577,6 +602,11 @@ def read_tensor_metadata(
 def _float_bits(value: float) -> str:
     """Return the 16 hex digits of a float's IEEE-754 binary64 pattern."""
     return struct.pack(">d", value).hex()
+
+
+def _is_hex(text: str) -> bool:
+    """Return whether ``text`` holds hexadecimal digits only."""
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 class _Splitter:
@@ -727,7 +757,7 @@ class _Merger:
     def _decode_tagged(self, tag: str, payload: object, path: str) -> object:
         """Decode a one-key tagged object."""
         if tag == "__float__":
-            if not (isinstance(payload, str) and len(payload) == 16):
+            if not (isinstance(payload, str) and len(payload) == 16 and _is_hex(payload)):
                 raise DataError(f"{path} has a malformed __float__ tag: {payload!r}.")
             return struct.unpack(">d", bytes.fromhex(payload))[0]
         if tag in ("__tensor__", "__ndarray__", "__npscalar__"):
@@ -790,7 +820,8 @@ def merge_tensors(
     Raises
     ------
     DataError
-        If a tag is malformed, a referenced tensor is missing, or a tensor is not referenced.
+        If a tag is malformed, a referenced tensor is missing, a tensor is not referenced,
+        or the tree is nested too deeply to rebuild.
 
     Examples
     --------
@@ -800,7 +831,13 @@ def merge_tensors(
     ([0], torch.Size([]))
     """
     merger = _Merger(tensors)
-    tree = merger.decode(json_tree, root)
+    try:
+        tree = merger.decode(json_tree, root)
+    except RecursionError as exc:  # only a hostile or corrupt file nests this deep
+        raise DataError(
+            f"the JSON tree of {root} is nested too deeply to rebuild ({exc}); the file "
+            "was not written by deepdx or is damaged."
+        ) from exc
     unused = sorted(set(tensors) - merger.used)
     if unused:
         raise DataError(

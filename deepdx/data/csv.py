@@ -11,17 +11,26 @@ Rules
   are missing values, which are an error: drop or impute them first.
 - Labels may be strings. A numeric target with non-integer values means regression;
   ``task=`` overrides the inference.
+- The file is UTF-8 text (a byte-order mark is allowed) without NUL bytes. Quotes follow
+  RFC 4180: a field holding the delimiter, a quote or a line break is quoted, and a quote
+  inside it is doubled (``""``), so a well-formed file holds an even number of quotes.
+- Every cell is parsed as a fixed-width string as wide as the widest field, so the table
+  takes ``4 * n * n_columns * widest`` bytes. A file whose table would take more than
+  ``max(256 MiB, 128 * file size)`` (one huge field among many short ones) is refused
+  before it is parsed.
 
 Symbols
 -------
 n   number of data rows
 d   number of feature columns
+w   bytes of the widest field
 X   (n, d) float32 features
 y   (n,) int64 class indices or float32 regression targets
 """
 
 from __future__ import annotations
 
+import codecs
 import csv as _csv
 import difflib
 import os
@@ -31,11 +40,15 @@ from pathlib import Path
 import numpy as np
 
 from deepdx.data.dataset import Dataset, Task, from_arrays
-from deepdx.exceptions import DataError
+from deepdx.exceptions import DataError, InvalidParameterError
 
 __all__ = ["MISSING_TOKENS", "read_csv"]
 
 MISSING_TOKENS: tuple[str, ...] = ("", "na", "n/a", "nan", "null", "none", "?")
+_QUOTE = ord('"')
+_CHUNK_BYTES = 1 << 20
+_MIN_TABLE_BYTES = 256 * 2**20
+_MAX_EXPANSION = 128
 
 
 def read_csv(
@@ -57,7 +70,8 @@ def read_csv(
     task : {"classification", "regression", "unsupervised"}, optional
         Overrides the task inferred from the target column.
     delimiter : str, optional
-        Field separator; defaults to a tab for ``.tsv`` files and a comma otherwise.
+        Field separator, one character; defaults to a tab for ``.tsv`` files and a comma
+        otherwise.
     name : str, optional
         Dataset name; defaults to the file name without its suffix.
 
@@ -68,10 +82,14 @@ def read_csv(
 
     Raises
     ------
+    InvalidParameterError
+        If ``delimiter`` is not one character, or is a quote or a line break.
     DataError
-        If the file is empty or ragged, the target column is missing (the message lists
-        the columns and the closest match), cells are missing (the message names the
-        columns and counts the rows), or feature columns are not numeric.
+        If the file is empty, ragged, not UTF-8 text, holds NUL bytes or an unterminated
+        quote, or would take too much memory to parse (see the module notes); if the
+        target column is missing (the message lists the columns and the closest match),
+        cells are missing (the message names the columns and counts the rows), or feature
+        columns are not numeric.
 
     Examples
     --------
@@ -83,8 +101,10 @@ def read_csv(
     ((3, 2), 'classification', ('cat', 'dog'), [0, 1, 0])
     """
     path = Path(path)
-    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    delimiter = _check_delimiter(delimiter, path)
+    n_lines, widest = _scan_text(path, delimiter)
     columns = _read_header(path, delimiter)
+    _check_table_size(path, n_lines * len(columns), widest)
     cells = _read_body(path, delimiter, len(columns))  # (n, n_columns) str
     name = name or path.stem
     if target is None and task != "unsupervised":
@@ -104,12 +124,103 @@ def read_csv(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _read_header(path: Path, delimiter: str) -> list[str]:
-    """Return the stripped column names of the first row."""
+def _check_delimiter(delimiter: str | None, path: Path) -> str:
+    """Return the delimiter to use, refusing one that cannot separate fields."""
+    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise InvalidParameterError(
+            f"delimiter must be one character other than a quote or a line break; got "
+            f"{delimiter!r}. Pass the character between fields, e.g. delimiter=';'."
+        )
+    return delimiter
+
+
+class _Scanner:
+    """Walk a CSV file's bytes chunk by chunk: UTF-8, NUL bytes, quotes, field widths.
+
+    A byte is inside a quoted field when an odd number of quotes precede it (RFC 4180
+    doubles inner quotes), so field ends are the delimiters and line breaks outside quotes.
+    """
+
+    def __init__(self, delimiter: str) -> None:
+        self.breaks = np.frombuffer(f"\n\r{delimiter}".encode(), np.uint8)  # (k,)
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.offset = self.n_quotes = self.n_lines = self.widest = 0
+        self.last_break = -1
+
+    def feed(self, chunk: bytes, path: Path) -> None:
+        """Check one chunk and update the counts."""
+        try:
+            self.decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"CSV file {path.name!r} is not UTF-8 text (byte {self.offset + exc.start} "
+                f"cannot be decoded: {exc.reason}); save it as UTF-8 (in Excel: CSV UTF-8)."
+            ) from exc
+        a = np.frombuffer(chunk, np.uint8)  # (m,)
+        if not a.all():
+            raise DataError(
+                f"CSV file {path.name!r} holds NUL bytes (the first at byte "
+                f"{self.offset + int(np.argmin(a))}), so it is binary or UTF-16, not UTF-8 "
+                "text; export the table again as UTF-8 CSV."
+            )
+        is_quote = a == _QUOTE  # (m,)
+        quoted = np.logical_xor.accumulate(is_quote) if is_quote.any() else is_quote  # (m,)
+        quoted = ~quoted if self.n_quotes % 2 else quoted
+        is_break = np.logical_or.reduce([a == byte for byte in self.breaks])  # (m,)
+        ends = np.flatnonzero(is_break & ~quoted) + self.offset  # field ends
+        if ends.size:
+            widths = np.diff(ends, prepend=self.last_break) - 1  # bytes of each field
+            self.widest = max(self.widest, int(widths.max()))
+            self.last_break = int(ends[-1])
+        self.n_lines += int(np.count_nonzero(a[ends - self.offset] == ord("\n")))
+        self.n_quotes += int(np.count_nonzero(is_quote))
+        self.offset += len(a)
+
+
+def _scan_text(path: Path, delimiter: str) -> tuple[int, int]:
+    """Check that the file is UTF-8 text with balanced quotes; return (lines, widest field)."""
     if not path.is_file():
         raise DataError(f"CSV file {str(path)!r} does not exist; check the path.")
+    scanner = _Scanner(delimiter)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+            scanner.feed(chunk, path)
+    scanner.feed(b"", path)  # a multi-byte character cut off at the end
+    if scanner.n_quotes % 2:
+        raise DataError(
+            f"CSV file {path.name!r} has an unterminated quoted field: it holds an odd number "
+            f"({scanner.n_quotes}) of '\"' characters, so everything after the last one would "
+            "be read as one value. Close the quote, and write a quote inside a quoted field "
+            "as two ('\"\"')."
+        )
+    widest = max(scanner.widest, scanner.offset - scanner.last_break - 1)
+    return scanner.n_lines + 1, widest
+
+
+def _check_table_size(path: Path, n_cells: int, widest: int) -> None:
+    """Refuse a file whose fixed-width string table would dwarf the file (a huge field)."""
+    table_bytes = 4 * n_cells * widest  # numpy's <U{widest}: 4 bytes per character
+    limit = max(_MIN_TABLE_BYTES, _MAX_EXPANSION * path.stat().st_size)
+    if table_bytes > limit:
+        raise DataError(
+            f"CSV file {path.name!r} has a field of {widest} bytes among about {n_cells} "
+            f"cells; parsing it would take {table_bytes / 2**30:.1f} GiB, over "
+            f"{_MAX_EXPANSION} times the file's size. The field is likely corrupt: shorten "
+            "or remove it."
+        )
+
+
+def _read_header(path: Path, delimiter: str) -> list[str]:
+    """Return the stripped column names of the first row."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(_csv.reader(handle, delimiter=delimiter), None)
+        try:
+            header = next(_csv.reader(handle, delimiter=delimiter), None)
+        except _csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+            raise DataError(
+                f"the header row of CSV file {path.name!r} cannot be parsed ({exc}); the first "
+                "row must hold the column names."
+            ) from exc
     if not header or not any(field.strip() for field in header):
         raise DataError(
             f"CSV file {path.name!r} is empty; expected a header row of column names "

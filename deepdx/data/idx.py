@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 from typing import Protocol
 
@@ -99,7 +100,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             dtype, dims = _read_header(stream, path)
             n_bytes = math.prod(dims) * dtype.itemsize
             body = _read_at_most(stream, n_bytes + 1)
-    except (OSError, EOFError) as exc:  # gzip raises these for corrupt streams
+    except (OSError, EOFError, zlib.error) as exc:  # gzip raises these for corrupt streams
         raise DataError(
             f"IDX file {str(path)!r} could not be read ({exc}); download it again."
         ) from exc

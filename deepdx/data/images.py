@@ -10,6 +10,11 @@ Classes are the sub-folder names in sorted order. Images are read one file at a 
 with Pillow (imported only when needed), converted to grayscale or RGB, optionally
 resized, and stacked into X of shape (n, C, H, W) with values in [0, 1].
 
+Files are opened with the decoders of :data:`IMAGE_SUFFIXES` only (PNG, JPEG, BMP, GIF,
+TIFF, WebP, PPM), whatever their content: Pillow would otherwise try every format it knows,
+some of which (EPS) start an external interpreter. An image with more pixels than
+``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb limit) is refused.
+
 Symbols
 -------
 n      number of images
@@ -20,6 +25,7 @@ H, W   image height and width in pixels
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
@@ -39,6 +45,9 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )  # fmt: skip
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")  # Pillow names of the suffixes
+# what Pillow raises for a damaged file (SyntaxError: "broken PNG file")
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
 def read_image_folder(
@@ -73,7 +82,8 @@ def read_image_folder(
     ------
     DataError
         If the folder has fewer than two class folders, a class folder has no images,
-        an image cannot be read, or shapes differ and ``size`` is not given.
+        an image cannot be read (damaged, not one of the listed formats, or over Pillow's
+        pixel limit), or shapes differ and ``size`` is not given.
     DeepdxError
         If Pillow is not installed.
 
@@ -152,20 +162,34 @@ def _read_image(
 ) -> np.ndarray:
     """Read one image as uint8 (H, W) or (H, W, 3), resized to ``shape`` = (H, W)."""
     with _open(path, Image) as image:
-        image = image.convert(mode)
-        if shape is not None and image.size != (shape[1], shape[0]):
-            image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+        try:
+            image = image.convert(mode)  # decodes the pixels
+            if shape is not None and image.size != (shape[1], shape[0]):
+                image = image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(path, exc) from exc
 
 
 def _open(path: Path, Image: ModuleType) -> PILImage:
-    """Open an image or raise a DataError naming the file."""
+    """Open an image (header only) or raise a DataError naming the file."""
     try:
-        return Image.open(path)
-    except OSError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path, formats=_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
-            f"image {str(path)!r} cannot be read ({exc}); replace or remove the file."
+            f"image {str(path)!r} has more pixels than Pillow's limit of "
+            f"{Image.MAX_IMAGE_PIXELS} ({exc}); it is refused as a possible decompression "
+            "bomb. Shrink it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
         ) from exc
+    except _DECODE_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    """Build the error for an image file that Pillow cannot decode."""
+    return DataError(f"image {str(path)!r} cannot be read ({exc}); replace or remove the file.")
 
 
 def _stack(arrays: list[np.ndarray], files: list[Path]) -> np.ndarray:

@@ -11,9 +11,27 @@ NeuralNetEstimator     the shared base: parameters, routing, validation, ``fit``
 =====================  ================================================================
 
 They pass scikit-learn's estimator checks, so they work in ``Pipeline``, ``GridSearchCV``
-and ``cross_val_score``. Network and training options not exposed at the top level are
-routed as in skorch: ``module__activation="tanh"``, ``optimizer__momentum=0.8``,
-``train__schedule="cosine"``.
+and ``cross_val_score``.
+
+Routed parameters
+-----------------
+As in skorch, a keyword ``<route>__<name>`` goes to an object the estimator builds in
+``fit``, and overrides the top-level parameter that maps to the same argument. Routed
+parameters appear in ``get_params`` and work with ``set_params``, ``clone`` and searches.
+
+===================  ==========================================================================
+route                where ``<name>`` goes
+===================  ==========================================================================
+``module__``         the network's constructor (:class:`~deepdx.nets.MLP`,
+                     :class:`~deepdx.nets.ConvNet`): ``activation``, ``dropout``, ``init``,
+                     ..., but not ``input_shape`` or ``n_outputs``, which come from the
+                     data; ``module__hidden`` overrides ``hidden_layer_sizes``
+``optimizer__``      ``lr`` (overrides ``learning_rate``), ``momentum``, ``weight_decay``
+                     (overrides ``weight_decay``)
+``train__``          :class:`~deepdx.train.TrainConfig` fields without a top-level
+                     parameter: ``schedule``, ``clip_grad_norm``, ``train_eval_size``,
+                     ``deterministic``
+===================  ==========================================================================
 
 Examples
 --------

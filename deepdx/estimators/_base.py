@@ -20,7 +20,7 @@ random_state        ``seed``, which also seeds the module's initial weights
 device              ``device``
 verbose             a :class:`~deepdx.train.ProgressBar` callback
 callbacks           ``callbacks``, deep-copied at every ``fit``
-``<route>__<name>`` see :mod:`deepdx.estimators._params`
+``<route>__<name>`` see :mod:`deepdx.estimators`
 ==================  ====================================================================
 
 Data flow
@@ -158,7 +158,7 @@ class NeuralNetEstimator(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         works on deep copies, so ``fit`` stays idempotent.
     **routed_params
         ``module__<name>``, ``optimizer__<name>`` and ``train__<name>`` settings; see
-        :mod:`deepdx.estimators._params`. They appear in ``get_params`` and work with
+        :mod:`deepdx.estimators`. They appear in ``get_params`` and work with
         ``set_params``, ``clone`` and ``GridSearchCV``.
 
     Attributes

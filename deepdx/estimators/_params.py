@@ -1,22 +1,7 @@
-"""Constraints and routed parameters of the scikit-learn estimators.
+"""Constraint types and the routing of ``<route>__<name>`` parameters of the estimators.
 
-Routed parameters follow skorch: a keyword ``<route>__<name>`` given to an estimator goes to
-one object it builds during ``fit``, and overrides the top-level parameter that maps to the
-same argument.
-
-===================  ==========================================================================
-route                where ``<name>`` goes
-===================  ==========================================================================
-``module__``         the module's constructor (:class:`~deepdx.nets.MLP`,
-                     :class:`~deepdx.nets.ConvNet`), except ``input_shape`` and ``n_outputs``,
-                     which come from the data; ``module__hidden`` overrides
-                     ``hidden_layer_sizes``
-``optimizer__``      the optimizer: ``lr`` (overrides ``learning_rate``), ``momentum`` and
-                     ``weight_decay`` (overrides ``weight_decay``)
-``train__``          :class:`~deepdx.train.TrainConfig` fields without a top-level
-                     parameter: ``schedule``, ``clip_grad_norm``, ``train_eval_size``,
-                     ``deterministic``
-===================  ==========================================================================
+The routes and what each may name are described in :mod:`deepdx.estimators`; this module
+checks them (all at once, with did-you-mean suggestions) and splits them by route.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ sorted ``classes_`` (``LabelEncoder`` semantics) and decoded back by ``predict``
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -35,6 +36,8 @@ from deepdx.nets.mlp import MLP
 from deepdx.train.callbacks import Callback
 
 __all__ = ["ConvNetClassifier", "MLPClassifier"]
+
+_DEFAULT_KERNEL_SIZE = inspect.signature(ConvNet).parameters["kernel_size"].default
 
 
 class _NeuralNetClassifier(ClassifierMixin, NeuralNetEstimator):
@@ -135,7 +138,7 @@ class MLPClassifier(_NeuralNetClassifier):
     **routed_params
         ``module__<name>`` goes to :class:`~deepdx.nets.MLP` (``activation``, ``dropout``,
         ``batch_norm``, ``init``, ``bias``, ``hidden``); ``optimizer__<name>`` and
-        ``train__<name>`` as in :mod:`deepdx.estimators._params`.
+        ``train__<name>`` as in :mod:`deepdx.estimators`.
 
     Attributes
     ----------
@@ -354,7 +357,8 @@ class ConvNetClassifier(_NeuralNetClassifier):
                 )
             return given
         kwargs = plan.module_kwargs
-        return square_image_shape(n_features, kwargs["channels"], kwargs.get("kernel_size", 5))
+        kernel_size = kwargs.get("kernel_size", _DEFAULT_KERNEL_SIZE)
+        return square_image_shape(n_features, kwargs["channels"], kernel_size)
 
     def _to_samples(self, rows: np.ndarray, sample_shape: tuple[int, ...] | None) -> np.ndarray:
         """Lay rows out as images (n, C, H, W) of ``input_shape_``."""

@@ -43,7 +43,7 @@ class MLPRegressor(RegressorMixin, NeuralNetEstimator):
         See :class:`~deepdx.estimators.NeuralNetEstimator`.
     **routed_params
         ``module__<name>`` goes to :class:`~deepdx.nets.MLP`; ``optimizer__<name>`` and
-        ``train__<name>`` as in :mod:`deepdx.estimators._params`.
+        ``train__<name>`` as in :mod:`deepdx.estimators`.
 
     Attributes
     ----------

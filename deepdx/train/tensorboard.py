@@ -33,7 +33,13 @@ from deepdx.exceptions import InvalidParameterError
 from deepdx.train.callbacks import Callback, TrainState
 from deepdx.train.history import EpochRecord, History
 
-__all__ = ["HistoryCursor", "TensorBoardLogger", "export_tensorboard", "write_history"]
+__all__ = [
+    "HistoryCursor",
+    "ScalarWriter",
+    "TensorBoardLogger",
+    "export_tensorboard",
+    "write_history",
+]
 
 _MISSING_TENSORBOARD = (
     "{what} needs the tensorboard package, which is not installed; install it with "

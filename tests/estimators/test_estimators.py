@@ -177,6 +177,21 @@ def test_estimator_unknown_routed_param_suggests_a_name(iris):
         MLPClassifier(module__hiden=(8,)).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("routed", "message"),
+    [
+        ({"modul__hidden": (8,)}, "routed ones are module__<name>"),
+        ({"module__input_shape": (4,)}, "has no option 'module__input_shape'"),
+        ({"optimizer__betas": (0.9, 0.99)}, "has no option 'optimizer__betas'"),
+        ({"train__epochs": 3}, "has no option 'train__epochs'"),
+    ],
+)
+def test_estimator_rejects_unroutable_params(iris, routed, message):
+    X, y = iris
+    with pytest.raises(InvalidParameterError, match=message):
+        MLPClassifier(max_iter=1, **routed).fit(X, y)
+
+
 def test_estimator_invalid_params_reported_together(iris):
     X, y = iris
     with pytest.raises(InvalidParameterError, match="(?s)`max_iter`.*`learning_rate`"):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -86,6 +87,12 @@ def test_write_history_writes_every_record_once():
 def test_tensorboard_logger_rejects_negative_histogram_every():
     with pytest.raises(InvalidParameterError, match="histogram_every"):
         TensorBoardLogger("runs", histogram_every=-1)
+
+
+def test_export_tensorboard_without_tensorboard_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now fails
+    with pytest.raises(ImportError, match=r"pip install 'deepdx\[tensorboard\]'"):
+        export_tensorboard(_history(), tmp_path)
 
 
 # ---------------------------------------------------------------- with tensorboard

@@ -47,7 +47,7 @@ def weight_layers(model: nn.Module) -> list[tuple[str, Tensor]]:
         (name, module.weight)
         for name, module in model.named_modules()
         if isinstance(module, WEIGHT_LAYER_TYPES)
-        and isinstance(module.weight, Tensor)
+        and isinstance(module.weight, nn.Parameter)  # not a parametrized (computed) weight
         and module.weight.requires_grad
     ]
 
@@ -97,17 +97,18 @@ def take_probe(batch: Sequence[Tensor], size: int) -> tuple[Tensor, ...]:
 
 
 @contextlib.contextmanager
-def measuring(model: nn.Module, seed: int) -> Iterator[None]:
-    """Put ``model`` in eval mode and seed torch's global RNG; restore both afterwards.
+def measuring(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode and fork torch's global RNG; restore both afterwards.
 
     Each module's own ``training`` flag is restored (not a blanket ``model.train()``), so a
-    submodule the user froze in eval mode stays so; the global RNG state after the block is
-    the one before it, so a measurement never shifts dropout masks or batch order.
+    submodule the user froze in eval mode stays so. A module that draws random numbers even
+    in eval mode draws from the run's (seeded) RNG state, which is then restored, so a
+    measurement is reproducible and never shifts dropout masks or batch order.
     """
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
-        with seeded_torch(seed):
+        with seeded_torch(None):  # fork without reseeding: ~10 µs instead of ~250
             yield
     finally:
         for module, mode in modes:

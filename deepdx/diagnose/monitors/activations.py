@@ -134,9 +134,6 @@ class ActivationMonitor(Callback):
         first minibatch of the run is copied and used throughout.
     probe_size : int, default=256
         Rows of the probe batch kept at most.
-    seed : int, default=0
-        Seeds torch's global RNG during a measurement (restored after), for models that
-        draw random numbers even in eval mode.
 
     Attributes
     ----------
@@ -181,15 +178,13 @@ class ActivationMonitor(Callback):
         *,
         probe: Sequence[Tensor] | None = None,
         probe_size: int = 256,
-        seed: int = 0,
     ) -> None:
         check_params(
             "ActivationMonitor",
             {"every_epochs": every_epochs, "probe_size": probe_size},
             {"every_epochs": Interval(int, low=1), "probe_size": Interval(int, low=1)},
         )
-        self.every_epochs, self.probe_size, self.seed = every_epochs, probe_size, seed
-        self.probe = probe
+        self.every_epochs, self.probe, self.probe_size = every_epochs, probe, probe_size
         self.skipped_reason: str | None = None
         self._probe: tuple[Tensor, ...] | None = None
         self._initial_pending = False
@@ -240,7 +235,7 @@ class ActivationMonitor(Callback):
         collector = _Collector()
         handles = collector.attach(state.model, self._activations)
         try:
-            with measuring(state.model, self.seed), torch.no_grad():
+            with measuring(state.model), torch.no_grad():
                 state.loss_fn(state.model, self._probe)
         finally:
             for handle in handles:

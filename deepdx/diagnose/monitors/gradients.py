@@ -28,7 +28,6 @@ from torch import Tensor
 from deepdx._validation import Interval, check_params
 from deepdx.diagnose.monitors._common import (
     differences,
-    global_norm,
     norms,
     on_schedule,
     trainable_parameters,
@@ -67,9 +66,10 @@ class GradientMonitor(Callback):
     module name (``layers.linear1``). A parameter without a gradient (not reached by the
     loss) counts as a zero gradient. NaN and inf gradients are logged as they are.
 
-    Cost per step: one ``_foreach_norm`` over the gradients and one device sync (a single
-    ``tolist`` of all values logged at that step). On an update step the layer weights are
-    copied once before the optimizer step (memory: one copy of the weights).
+    Cost per step: one multi-tensor norm over the gradients (the layer norms are read off
+    the same per-tensor norms) and one device sync (a single ``tolist`` of all values
+    logged at that step). On an update step the layer weights are copied once before the
+    optimizer step (memory: one copy of the weights).
 
     Examples
     --------
@@ -97,6 +97,8 @@ class GradientMonitor(Callback):
         self._params: list[Tensor] = []
         self._names: list[str] = []
         self._weights: list[Tensor] = []
+        self._weight_index = torch.zeros(0, dtype=torch.long)
+        self._zero = torch.zeros(())
         self._before: list[Tensor] | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
@@ -105,13 +107,12 @@ class GradientMonitor(Callback):
         layers = weight_layers(state.model)
         self._names = [name for name, _ in layers]
         self._weights = [weight for _, weight in layers]
+        position = {id(p): i for i, p in enumerate(self._params)}
+        index = [position[id(w)] for w in self._weights]  # W^(l) = θ_index[l]
+        self._weight_index = torch.tensor(index, dtype=torch.long, device=state.device)
+        self._zero = torch.zeros((), device=state.device)  # the norm of a missing gradient
         self._before = None
-        self.skipped_reason = (
-            None
-            if layers
-            else "the model has no trainable nn.Linear or nn.Conv*d layer, so per-layer "
-            "gradient norms and update ratios were not logged (grad_norm still is)."
-        )
+        self.skipped_reason = None if layers else _NO_LAYERS
 
     def on_step_begin(self, state: TrainState) -> None:
         """Copy the layer weights W_t before an update-ratio step (and only then)."""
@@ -122,33 +123,32 @@ class GradientMonitor(Callback):
 
     def on_step_end(self, state: TrainState) -> None:
         """Log ‖g_t‖, and on schedule the per-layer norms and update ratios (one sync)."""
+        if not self._params:
+            return
         with torch.no_grad():
-            names, values = [GRAD_NORM], [self._grad_norm()]
+            zero = self._zero
+            per_tensor = norms([zero if p.grad is None else p.grad for p in self._params])  # (m,)
+            total = torch.linalg.vector_norm(per_tensor)  # () ‖g_t‖
+            names, more = [GRAD_NORM], []
             if self._weights and on_schedule(state.step, self.layer_every):
                 names += [layer_signal(LAYER_GRAD_NORM, n) for n in self._names]
-                values += list(self._layer_grad_norms())
+                more.append(per_tensor[self._weight_index])  # (L,) ‖g_t^(l)‖
             if self._before is not None:
                 names += [layer_signal(UPDATE_RATIO, n) for n in self._names]
-                values += list(self._update_ratios(self._before))
+                more.append(self._update_ratios(self._before))  # (L,)
                 self._before = None
-            logged = torch.stack(values).tolist()  # the step's one device sync
-        for name, value in zip(names, logged, strict=True):
+            logged = torch.cat([total[None], *more]).tolist() if more else [total.item()]
+        for name, value in zip(names, logged, strict=True):  # one device sync above
             state.history.log_step(name, value, step=state.step)
 
     # ------------------------------------------------------------------ kernels
-    def _grad_norm(self) -> Tensor:
-        """Return ‖g_t‖ over all parameters that hold a gradient (0 if none does)."""
-        grads = [p.grad for p in self._params if p.grad is not None]
-        if not grads:
-            return torch.zeros((), device=self._params[0].device if self._params else None)
-        return global_norm(grads)  # ()
-
-    def _layer_grad_norms(self) -> Tensor:
-        """Return ‖g_t^(l)‖ for every layer, shape (L,); a missing gradient counts as 0."""
-        grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self._weights]
-        return norms(grads)  # (L,)
-
     def _update_ratios(self, before: list[Tensor]) -> Tensor:
         """Return ‖W_{t+1} − W_t‖ / ‖W_t‖ for every layer, shape (L,)."""
         steps = differences([w.detach() for w in self._weights], before)  # ΔW^(l)
         return norms(steps) / norms(before)  # (L,)
+
+
+_NO_LAYERS = (
+    "the model has no trainable nn.Linear or nn.Conv*d layer, so per-layer gradient norms "
+    "and update ratios were not logged (grad_norm still is)."
+)

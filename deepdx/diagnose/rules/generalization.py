@@ -61,12 +61,25 @@ def _rising_val_loss(history: History | None) -> dict:
     falling = train[-1] < (1 - delta) * train[best]
     if not (stale and rise > delta and falling):
         return {}
+    score = history.series("val_metric")  # (E,), NaN where not measured
+    drop = float(np.nanmax(score) - score[-1]) if np.isfinite(score[-1]) else None
     return {
         "best_val_epoch": best + 1,
         "val_loss_rise": float(rise),
+        "val_score_drop_from_best": drop,
         **th.OVERFIT_PATIENCE.cite("patience"),
         **th.OVERFIT_DELTA.cite("delta"),
     }
+
+
+def _rising_hurts(rising: dict) -> bool:
+    """Return whether a rising validation loss came with a lower validation score too.
+
+    A loss that rises while the score holds (within δ) is growing overconfidence on the
+    errors the net already makes, not worse predictions.
+    """
+    drop = rising.get("val_score_drop_from_best")
+    return bool(rising) and (drop is None or drop >= th.OVERFIT_DELTA.value)
 
 
 def _train_losses(history: History) -> np.ndarray:
@@ -103,14 +116,17 @@ def find_overfitting(evidence: Evidence) -> list[Finding]:
     -------
     list of Finding
         One ``overfitting`` finding: ``warning`` when s_train − s_val ≥ 0.10 (≥ 0.07 when
-        s_train > 0.9; AUTOTRAINER) or the validation loss has risen > 1% above its best for
-        ≥ 3 evaluations while the training loss fell (unless early stopping already restored
-        the best weights); ``info`` when only the loss gap (val − train)/train > 0.1
-        (SageMaker Overfit) held for the last 3 evaluations.
+        s_train > 0.9; AUTOTRAINER), or when the validation loss has risen > 1% above its
+        best for ≥ 3 evaluations while the training loss fell and the validation score fell
+        ≥ 0.01 below its best (unless early stopping already restored the best weights);
+        ``info`` for a rising validation loss alone, or a loss gap (val − train)/train > 0.1
+        (SageMaker Overfit) over the last 3 evaluations.
 
     Notes
     -----
-    A loss gap alone is common in healthy runs, so it is reported as context only.
+    A loss gap alone is common in healthy runs, and so is a validation loss that creeps up
+    while the validation accuracy holds (the net grows more confident on the few samples it
+    gets wrong), so both are reported as context only.
 
     Examples
     --------
@@ -124,7 +140,7 @@ def find_overfitting(evidence: Evidence) -> list[Finding]:
     if not (gap or rising or loss_gap):
         return []
     restored = history is not None and any(e.get("kind") == "restore_best" for e in history.events)
-    severity: Severity = "warning" if gap or (rising and not restored) else "info"
+    severity: Severity = "warning" if gap or (_rising_hurts(rising) and not restored) else "info"
     parts = []
     if gap:
         parts.append(

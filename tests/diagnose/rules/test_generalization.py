@@ -48,6 +48,17 @@ def test_overfitting_rising_validation_loss_is_warning():
     assert f.evidence["best_val_epoch"] == 6 and f.evidence["val_loss_rise"] == pytest.approx(0.6)
 
 
+def test_overfitting_rising_loss_with_steady_score_is_info():
+    k = np.arange(12)
+    records = b.epochs(
+        1.0 * np.exp(-0.3 * k),
+        val_loss=np.r_[np.linspace(1.0, 0.5, 6), np.linspace(0.52, 0.8, 6)],
+        val_metric=np.r_[np.linspace(0.5, 0.95, 6), np.full(6, 0.945)],
+    )
+    (f,) = find_overfitting(b.evidence(history=b.history(records=records)))
+    assert f.severity == "info" and f.evidence["val_score_drop_from_best"] == pytest.approx(0.005)
+
+
 def test_overfitting_restored_by_early_stopping_is_info():
     (f,) = find_overfitting(
         b.evidence(history=_rising(events=[{"kind": "restore_best", "epoch": 6}]))
