@@ -38,7 +38,6 @@ import argparse
 import gzip
 import hashlib
 import io
-import json
 import re
 import struct
 import subprocess
@@ -155,6 +154,7 @@ class Target:
         return read, work / file_name
 
     def __call__(self, data: bytes) -> None:
+        """Write ``data``, read it back, and report any exception that is not deepdx's."""
         self.path.write_bytes(data)
         try:
             self.read(self.path)

@@ -6,7 +6,8 @@ optimizer (Adam, lr 1e-3), batch size, seed and epochs. Variants:
 - plain fit, no callbacks
 - ``default_monitors(curvature=False)``: gradients, activations, distance from init
 - ``default_monitors()``: the same plus the top Hessian eigenvalue
-- with ``--profile``, each monitor alone
+- with ``--profile``, each monitor alone (and the gradient monitor logging ‖g‖ every 4
+  steps instead of every step)
 
 Runs of each variant are interleaved, so a change in machine load hits all of them alike.
 Two overheads are printed, from the medians of ``--repeats`` runs:
@@ -53,6 +54,7 @@ def variants(profile: bool) -> dict[str, Variant]:
     if profile:
         chosen |= {
             "GradientMonitor": lambda: [GradientMonitor()],
+            "GradientMonitor(4)": lambda: [GradientMonitor(4)],
             "ActivationMonitor": lambda: [ActivationMonitor()],
             "DistanceMonitor": lambda: [DistanceMonitor()],
             "CurvatureMonitor": lambda: [CurvatureMonitor()],

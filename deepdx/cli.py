@@ -7,7 +7,9 @@ flags, ``--set key=value``. Errors print as one line, without a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import re
 import sys
 import tomllib
@@ -117,7 +119,11 @@ def _add_run_arguments(sub: argparse.ArgumentParser) -> None:
     group.add_argument("--weight-decay", type=float)
     group.add_argument("--early-stopping", type=int, metavar="PATIENCE")
     group.add_argument("--clip-grad-norm", type=float)
-    group.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
+    group.add_argument(
+        "--device",
+        help="cpu (default), cuda, cuda:1, ...; under torchrun "
+        "with several processes, training is data-parallel",
+    )
     group.add_argument("--config", type=Path, help="TOML file of settings")
     group.add_argument(
         "--set",
@@ -146,12 +152,22 @@ def _run_train(args: argparse.Namespace) -> int:
     from deepdx.train import ProgressBar
 
     config = resolve_run_config(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun with several ranks
+        config = dataclasses.replace(config, train=config.train.replace(distributed=True))
+    main = _is_rank_zero()
     out = args.out or Path("runs") / _slug(f"{Path(config.data).stem}-{config.model}")
-    callbacks = [] if args.quiet else [ProgressBar(enabled=None if sys.stderr.isatty() else False)]
+    quiet = args.quiet or not main
+    callbacks = [] if quiet else [ProgressBar(enabled=None if sys.stderr.isatty() else False)]
     result = train_run(config, out, resume=args.resume, callbacks=callbacks)
-    print(f"run saved in {result.directory}")
-    _print_metrics(result.metrics)
+    if main:
+        print(f"run saved in {result.directory}")
+        _print_metrics(result.metrics)
     return 0
+
+
+def _is_rank_zero() -> bool:
+    """Return whether this process is rank 0 of a ``torchrun`` launch (or not launched by it)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def resolve_run_config(args: argparse.Namespace) -> Any:

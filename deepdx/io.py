@@ -591,7 +591,7 @@ def read_tensor_metadata(
             f"{path} has a malformed safetensors header; expected a JSON "
             "object whose __metadata__ maps str to str."
         )
-    return dict(metadata)
+    return {key: str(value) for key, value in metadata.items()}
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from deepdx.exceptions import DataError, NotFittedError
 from deepdx.io import atomic_write_json, atomic_write_text, load_tensors, read_json, save_tensors
 from deepdx.nets import build_model
 from deepdx.train import Callback, History, TrainConfig, evaluate, fit
+from deepdx.train.distributed import is_main_process
 
 __all__ = ["LoadedRun", "RunConfig", "RunResult", "evaluate_run", "load_run", "train_run"]
 
@@ -138,7 +139,9 @@ def train_run(
     model = build_model(
         config.model, dataset.sample_shape, dataset.n_outputs, seed=config.train.seed
     )
-    atomic_write_json(directory / "run.json", _describe(config, dataset, standardizer))
+    main = is_main_process()
+    if main:
+        atomic_write_json(directory / "run.json", _describe(config, dataset, standardizer))
     history = fit(
         model,
         splits.train,
@@ -148,15 +151,16 @@ def train_run(
         checkpoint_dir=directory / "checkpoints",
         resume=resume,
     )
-    save_tensors(directory / "model.safetensors", dict(model.state_dict()))
-    device = config.train.device
+    device = next(model.parameters()).device
     metrics = {
         name: evaluate(model, part, device=device)
         for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
     }
-    atomic_write_json(directory / "metrics.json", metrics)
-    atomic_write_text(directory / "history.json", history.to_json())
-    atomic_write_text(directory / "history.csv", history.to_csv())
+    if main:  # in distributed training, only rank 0 writes
+        save_tensors(directory / "model.safetensors", dict(model.state_dict()))
+        atomic_write_json(directory / "metrics.json", metrics)
+        atomic_write_text(directory / "history.json", history.to_json())
+        atomic_write_text(directory / "history.csv", history.to_csv())
     return RunResult(directory, history, metrics, model)
 
 

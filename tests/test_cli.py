@@ -13,7 +13,9 @@ def write_csv(path: Path, n: int = 120, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))
     labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
-    lines = ["a,b,c,label"] + [f"{x[0]:.5f},{x[1]:.5f},{x[2]:.5f},{lab}" for x, lab in zip(X, labels)]
+    lines = ["a,b,c,label"] + [
+        f"{x[0]:.5f},{x[1]:.5f},{x[2]:.5f},{lab}" for x, lab in zip(X, labels, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -35,8 +37,20 @@ def test_cli_datasets_lists_bundled_names(capsys):
 def test_cli_train_then_evaluate_csv(tmp_path, capsys):
     csv = write_csv(tmp_path / "data.csv")
     out = tmp_path / "run"
-    argv = ["train", "--data", str(csv), "--target", "label", "--model", "mlp:16",
-            "--epochs", "3", "--out", str(out), "--quiet"]
+    argv = [
+        "train",
+        "--data",
+        str(csv),
+        "--target",
+        "label",
+        "--model",
+        "mlp:16",
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"train", "val", "test"}
@@ -75,8 +89,9 @@ def test_cli_config_file_and_set_override(tmp_path):
 
     config = tmp_path / "run.toml"
     config.write_text('data = "iris"\nmodel = "mlp:8"\n[train]\nepochs = 7\nlr = 0.5\n')
-    args = build_parser().parse_args(["train", "--config", str(config), "--epochs", "9",
-                                      "--set", "momentum=0.5"])
+    args = build_parser().parse_args(
+        ["train", "--config", str(config), "--epochs", "9", "--set", "momentum=0.5"]
+    )
     resolved = resolve_run_config(args)
     assert (resolved.data, resolved.model) == ("iris", "mlp:8")
     assert (resolved.train.epochs, resolved.train.lr, resolved.train.momentum) == (9, 0.5, 0.5)
@@ -86,3 +101,38 @@ def test_readme_test_command_is_what_ci_runs():
     root = Path(__file__).resolve().parents[1]
     ci_command = (root / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci_command in (root / "README.md").read_text()
+
+
+def test_cli_train_under_torchrun_two_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    csv = write_csv(tmp_path / "data.csv", n=128)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "deepdx.cli",
+        "train",
+        "--data",
+        str(csv),
+        "--target",
+        "label",
+        "--model",
+        "mlp:8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run saved in") == 1  # only rank 0 prints
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"] > 0.5

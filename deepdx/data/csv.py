@@ -15,7 +15,7 @@ Rules
   RFC 4180: a field holding the delimiter, a quote or a line break is quoted, and a quote
   inside it is doubled (``""``), so a well-formed file holds an even number of quotes.
 - Every cell is parsed as a fixed-width string as wide as the widest field, so the table
-  takes ``4 * n * n_columns * widest`` bytes. A file whose table would take more than
+  takes ``4 * n * n_columns * w`` bytes. A file whose table would take more than
   ``max(256 MiB, 128 * file size)`` (one huge field among many short ones) is refused
   before it is parsed.
 

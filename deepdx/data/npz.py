@@ -42,7 +42,8 @@ _NPY_MAGIC = b"\x93NUMPY"
 _PICKLE_OPCODE = 0x80  # first byte of a pickle of protocol 2 or later
 _MAX_RATIO = 1100
 # what zipfile and zlib raise on a damaged archive, besides the ValueError of a bad header
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError)
+# (NotImplementedError: an unknown compression method; RuntimeError: an encrypted entry)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError)
 
 
 def read_npz(
@@ -155,6 +156,7 @@ def _open(handle: BinaryIO, path: Path) -> np.lib.npyio.NpzFile:
 
 def _member(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
     """Read one array once its header fits its zip entry; object arrays are refused."""
+    assert archive.zip is not None  # an open NpzFile holds its zip archive
     try:
         _check_entry(archive.zip, key, path)
         return archive[key]
@@ -173,8 +175,7 @@ def _check_entry(archive: zipfile.ZipFile, key: str, path: Path) -> None:
         info = archive.getinfo(f"{key}.npy")
     except KeyError:
         raise DataError(
-            f"entry {key!r} of {path.name!r} is not a .npy array; write the archive with "
-            "np.savez."
+            f"entry {key!r} of {path.name!r} is not a .npy array; write the archive with np.savez."
         ) from None
     with archive.open(info) as stream:
         dtype, shape = _read_npy_header(stream)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepdx.train.callbacks import Callback, TrainState
+from deepdx.train.distributed import is_main_process
 
 __all__ = ["Checkpointer"]
 
@@ -24,8 +25,8 @@ class Checkpointer(Callback):
 
     Notes
     -----
-    It must run after every other callback of the epoch so their state is current; ``fit``
-    appends it last.
+    In distributed training only rank 0 writes. It must run after every other callback of
+    the epoch so their state is current; ``fit`` appends it last.
     """
 
     def __init__(self, directory: str | Path, *, every: int = 1, keep: int = 2) -> None:
@@ -36,7 +37,7 @@ class Checkpointer(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         """Save when the epoch is due, the last one, or the run is stopping."""
         last = state.epoch >= state.n_epochs or state.stop_reason is not None
-        if state.epoch % self.every == 0 or last:
+        if (state.epoch % self.every == 0 or last) and is_main_process():
             assert state.snapshot is not None
             from deepdx.train.checkpoint import save_checkpoint
 

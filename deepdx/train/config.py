@@ -64,6 +64,9 @@ class TrainConfig:
         recorded. ``rollback``: the run returns to the start of the epoch with every
         learning rate halved (up to 8 times) and records a ``rollback`` event. The last two
         check every step, at the cost of one device synchronisation per step.
+    distributed : bool, default=False
+        Data-parallel training over the processes started by ``torchrun`` (see
+        :mod:`deepdx.train.distributed`); ``batch_size`` is the global batch.
 
     Examples
     --------
@@ -85,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     nan_policy: str = "raise"
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         check_params("TrainConfig", dataclasses.asdict(self), _CONSTRAINTS)
@@ -123,4 +127,5 @@ _CONSTRAINTS = {
     "seed": Interval(int, low=0),
     "deterministic": OneOf((True, False)),
     "nan_policy": OneOf(NAN_POLICIES),
+    "distributed": OneOf((True, False)),
 }

@@ -33,6 +33,7 @@ from deepdx.data.dataset import Dataset
 from deepdx.exceptions import DataError, InvalidParameterError, NumericalError
 from deepdx.train.callbacks import Callback, TrainState
 from deepdx.train.config import TrainConfig
+from deepdx.train.distributed import all_agree, init_distributed, mean_across_ranks
 from deepdx.train.early_stopping import EarlyStopping
 from deepdx.train.history import EpochRecord, History
 from deepdx.train.objectives import LossFn, default_loss, evaluate, metric_name
@@ -142,8 +143,10 @@ class _Loop:
     ) -> None:
         _check_compatible(train, val)
         self.config = config
-        self.device = torch.device(config.device)
+        self.dist = init_distributed(config.device) if config.distributed else None
+        self.device = self.dist.device if self.dist is not None else torch.device(config.device)
         self.model = model.to(self.device)
+        self.train_model = self.model if self.dist is None else self.dist.wrap(self.model)
         self.train_data, self.val_data = train, val
         self.loss_fn = loss_fn or default_loss(train.task)
         self.custom_loss = loss_fn is not None
@@ -193,6 +196,8 @@ class _Loop:
                 )
             for callback in self.callbacks:
                 callback.on_fit_end(self.state)
+        if self.dist is not None:
+            self.dist.barrier()  # every rank returns after rank 0's last checkpoint is written
         return self.history
 
     @contextlib.contextmanager
@@ -223,6 +228,8 @@ class _Loop:
         losses = torch.empty(n_batches, device=self.device)  # (n_batches,)
         for i in range(n_batches):
             index = perm[i * self.batch_size : (i + 1) * self.batch_size]  # (B,)
+            if self.dist is not None:
+                index = self.dist.shard(index)  # (B / world_size,)
             state.batch = tuple(t[index] for t in self.tensors)
             for callback in self.callbacks:
                 callback.on_step_begin(state)
@@ -237,7 +244,9 @@ class _Loop:
     def _step(self, losses: Tensor, i: int) -> bool:
         """Take one optimizer step; apply the non-finite policy. False means roll back."""
         loss = self._closure()  # loss and gradients at the current parameters
-        if self.config.nan_policy != "raise" and not _finite(loss, self.model):
+        if self.config.nan_policy != "raise" and not all_agree(
+            _finite(loss, self.model), self.device
+        ):
             if self.config.nan_policy == "rollback":
                 return False
             self.history.log_event("skip_step", epoch=self.state.epoch, step=self.state.step + 1)
@@ -252,7 +261,7 @@ class _Loop:
         """Zero the gradients, compute the minibatch loss, backpropagate, clip."""
         self.optimizer.zero_grad(set_to_none=True)
         assert self.state.batch is not None
-        loss = self.loss_fn(self.model, self.state.batch)
+        loss = self.loss_fn(self.train_model, self.state.batch)
         loss.backward()
         if self.config.clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
@@ -260,7 +269,7 @@ class _Loop:
 
     def _end_epoch(self, losses: Tensor) -> None:
         """Check the losses, record the epoch, step the schedule, run epoch callbacks."""
-        step_losses = losses.cpu().numpy()
+        step_losses = mean_across_ranks(losses).cpu().numpy()
         first = self.state.step - len(step_losses) + 1
         finite = np.isfinite(step_losses)
         if self.config.nan_policy == "raise" or not finite.any():

@@ -24,11 +24,11 @@ def default_monitors(
     ----------
     curvature : bool, default=True
         Include the :class:`CurvatureMonitor` (the only one that costs extra backward
-        passes: 10-20 Hessian-vector products at step 0 and on the final weights).
+        passes: 4-15 Hessian-vector products at step 0 and on the final weights).
     probe : sequence of Tensor, optional
-        A fixed batch ``(X, y)`` on which activations and curvature are measured, e.g. 256
-        training samples; by default each of those monitors copies the run's first
-        minibatch.
+        A fixed batch ``(X, y)`` on which activations (up to 256 rows) and curvature (up to
+        64 rows) are measured, e.g. 256 training samples; by default each of those monitors
+        copies the run's first minibatch.
 
     Returns
     -------
@@ -41,6 +41,11 @@ def default_monitors(
     -----
     Signal names are those of :mod:`deepdx.diagnose.signals`, plus
     ``soft_saturated_fraction/{layer}`` and ``lr_times_lambda_max``.
+
+    The main costs are the extra read of every gradient at each step (``grad_norm``) and
+    the two λ_max measurements, a fixed cost of about 15-30 training steps each; on short
+    runs of small models that is a noticeable share (``benchmarks/monitor_overhead.py``
+    measures it). ``GradientMonitor(every=4)`` and ``curvature=False`` are the levers.
 
     Examples
     --------

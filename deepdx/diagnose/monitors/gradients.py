@@ -40,10 +40,14 @@ __all__ = ["GradientMonitor"]
 
 
 class GradientMonitor(Callback):
-    """Log the global gradient norm every step, per-layer norms and update ratios on a schedule.
+    """Log the global gradient norm (by default every step), per-layer norms and update ratios.
 
     Parameters
     ----------
+    every : int, default=1
+        Log ‖g_t‖ at step 1 and every ``every`` steps (and at every step where a per-layer
+        signal is logged). 1, the default, is what spike detection (rule B8) wants; a
+        larger period trades that for less overhead on small, memory-bound models.
     layer_every : int, default=8
         Log each layer's weight-gradient norm at step 1 and every ``layer_every`` steps.
     update_every : int, default=16
@@ -58,7 +62,7 @@ class GradientMonitor(Callback):
     Raises
     ------
     InvalidParameterError
-        If ``layer_every`` or ``update_every`` is not an int >= 1.
+        If ``every``, ``layer_every`` or ``update_every`` is not an int >= 1.
 
     Notes
     -----
@@ -66,10 +70,12 @@ class GradientMonitor(Callback):
     module name (``layers.linear1``). A parameter without a gradient (not reached by the
     loss) counts as a zero gradient. NaN and inf gradients are logged as they are.
 
-    Cost per step: one multi-tensor norm over the gradients (the layer norms are read off
-    the same per-tensor norms) and one device sync (a single ``tolist`` of all values
-    logged at that step). On an update step the layer weights are copied once before the
-    optimizer step (memory: one copy of the weights).
+    Cost per logged step: one multi-tensor norm over the gradients (the layer norms are
+    read off the same per-tensor norms) and one device sync (a single ``tolist`` of all
+    values logged at that step). That is one extra read of the gradients: about 6% of a
+    step (10% of wall time) for a 784-256-10 MLP at batch 64 on a CPU, whose steps are
+    memory-bound, and much less for compute-bound steps. On an update step the layer
+    weights are copied once before the optimizer step (memory: one copy of the weights).
 
     Examples
     --------
@@ -86,13 +92,10 @@ class GradientMonitor(Callback):
     ([1, 4, 8], ['grad_norm/0', 'grad_norm/2', 'update_ratio/0', 'update_ratio/2'])
     """
 
-    def __init__(self, layer_every: int = 8, *, update_every: int = 16) -> None:
-        check_params(
-            "GradientMonitor",
-            {"layer_every": layer_every, "update_every": update_every},
-            {"layer_every": Interval(int, low=1), "update_every": Interval(int, low=1)},
-        )
-        self.layer_every, self.update_every = layer_every, update_every
+    def __init__(self, every: int = 1, *, layer_every: int = 8, update_every: int = 16) -> None:
+        periods = {"every": every, "layer_every": layer_every, "update_every": update_every}
+        check_params("GradientMonitor", periods, dict.fromkeys(periods, Interval(int, low=1)))
+        self.every, self.layer_every, self.update_every = every, layer_every, update_every
         self.skipped_reason: str | None = None
         self._params: list[Tensor] = []
         self._names: list[str] = []
@@ -123,14 +126,16 @@ class GradientMonitor(Callback):
 
     def on_step_end(self, state: TrainState) -> None:
         """Log ‖g_t‖, and on schedule the per-layer norms and update ratios (one sync)."""
-        if not self._params:
+        layer_step = bool(self._weights) and on_schedule(state.step, self.layer_every)
+        due = on_schedule(state.step, self.every) or layer_step or self._before is not None
+        if not (self._params and due):
             return
         with torch.no_grad():
             zero = self._zero
             per_tensor = norms([zero if p.grad is None else p.grad for p in self._params])  # (m,)
             total = torch.linalg.vector_norm(per_tensor)  # () ‖g_t‖
             names, more = [GRAD_NORM], []
-            if self._weights and on_schedule(state.step, self.layer_every):
+            if layer_step:
                 names += [layer_signal(LAYER_GRAD_NORM, n) for n in self._names]
                 more.append(per_tensor[self._weight_index])  # (L,) ‖g_t^(l)‖
             if self._before is not None:

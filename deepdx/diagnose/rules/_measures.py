@@ -110,9 +110,25 @@ def layer_summary(
 _REDUCERS = {"median": np.median, "last": lambda v: v[-1], "max": np.max}
 
 
+def disconnected_layers(history: History | None) -> list[str]:
+    """Return the layers whose weight gradient was exactly zero at every measurement.
+
+    Such a layer is cut off from the loss (unused, or its input zeroed or detached): its
+    silence says nothing about the step size or about vanishing gradients.
+    """
+    peaks = layer_summary(history, signals.LAYER_GRAD_NORM, reduce="max")
+    return [layer for layer, peak in peaks.items() if peak == 0]
+
+
 def update_ratios(history: History | None) -> tuple[float, float] | None:
-    """Return (median over layers, largest) of the per-layer median update ratios r_l."""
-    ratios = list(layer_summary(history, signals.UPDATE_RATIO).values())
+    """Return (median over layers, largest) of the per-layer median update ratios r_l.
+
+    Disconnected layers (see :func:`disconnected_layers`) are left out. A layer that has a
+    gradient but never moves (frozen, or missing from the optimizer) stays in, with r = 0.
+    """
+    cut = set(disconnected_layers(history))
+    medians = layer_summary(history, signals.UPDATE_RATIO)
+    ratios = [ratio for layer, ratio in medians.items() if layer not in cut]
     return (float(np.median(ratios)), float(max(ratios))) if ratios else None
 
 

@@ -76,16 +76,18 @@ def find_capacity_gains(evidence: Evidence) -> list[Finding]:
     Returns
     -------
     list of Finding
-        ``more_units`` (``warning``) when ``wider`` beats ``base``; ``more_layers`` when
-        ``deeper`` beats ``base`` and scores at least as well as ``wider`` (``warning``, or
-        ``info`` while gradients vanish: depth would make that worse). ``[]`` without a
-        ``base`` probe.
+        ``more_units`` when ``wider`` beats ``base``; ``more_layers`` when ``deeper`` beats
+        ``base`` and scores at least as well as ``wider``. Each is a ``warning``, or an
+        ``info`` while something stops the net from learning at all (divergence, severely
+        dead or saturated layers, vanishing gradients, tiny updates; and, for depth,
+        vanishing gradients alone). ``[]`` without a ``base`` probe.
 
     Notes
     -----
-    Clear margin: Δs ≥ 0.02, or ΔL ≥ 10% without scores (proposals). Dead or saturated
-    units and vanishing gradients are named first in the advice (D3 a, b): width is wasted
-    while units are dead, and depth while gradients vanish.
+    Clear margin: Δs ≥ 0.02, or ΔL ≥ 10% without scores (proposals). D2 asks for healthy
+    optimisation before capacity advice: probes that barely train differ by noise. Dead or
+    saturated units and vanishing gradients are named first in the advice (D3 a, b): width
+    is wasted while units are dead, and depth while gradients vanish.
 
     Examples
     --------
@@ -102,26 +104,28 @@ def find_capacity_gains(evidence: Evidence) -> list[Finding]:
     if base is None:
         return []
     wider, deeper = probes.get("wider"), probes.get("deeper")
-    blockers = m.flow_blockers(evidence)
+    stuck = m.learning_blockers(evidence)  # D2: capacity advice needs healthy optimisation
+    blockers = sorted(set(m.flow_blockers(evidence)) | set(stuck))
     first = ("First fix " + "; ".join(blockers) + ".",) if blockers else ()
     found = []
     if wider is not None and _beats(wider, base):
+        severity: Severity = "info" if stuck else "warning"
         advice = first + (f"Use more units per layer ({wider.spec}).",)
         summary = f"More units help: {wider.spec} improves {_improvement_words(wider, base)}."
-        facts = _probe_facts(wider, base) | {"flow_blockers": blockers}
-        found.append(Finding("more_units", "warning", summary, facts, advice, "capacity"))
+        facts = _probe_facts(wider, base) | {"blockers": blockers}
+        found.append(Finding("more_units", severity, summary, facts, advice, "capacity"))
     if (
         deeper is not None
         and _beats(deeper, base)
         and (wider is None or _margin(deeper, wider)[1] >= 0)
     ):
         vanishing = m.vanishing(m.gradient_profile(evidence.history))
-        severity: Severity = "info" if vanishing else "warning"
+        severity = "info" if stuck or vanishing else "warning"
         advice = first + (
             f"Use more layers ({deeper.spec}), with residual connections and normalisation "
             "if the net gets deep.",
         )
         summary = f"More layers help: {deeper.spec} improves {_improvement_words(deeper, base)}."
-        facts = _probe_facts(deeper, base) | {"flow_blockers": blockers}
+        facts = _probe_facts(deeper, base) | {"blockers": blockers}
         found.append(Finding("more_layers", severity, summary, facts, advice, "capacity"))
     return found

@@ -164,6 +164,21 @@ def find_overfitting(evidence: Evidence) -> list[Finding]:
 
 
 # ------------------------------------------------------------------ C1 underfitting
+def _linear_fits_better(evidence: Evidence, train_score: float) -> dict:
+    """Return the best linear baseline's training score when it beats the net's by the floor."""
+    linear = [
+        b
+        for b in m.fitted_baselines(evidence)
+        if b.name in m.LINEAR_BASELINES and b.train_score is not None
+    ]
+    best = max(linear, key=lambda b: b.train_score or 0.0, default=None)
+    if best is None or best.train_score is None:
+        return {}
+    if best.train_score - train_score < th.AVOIDABLE_BIAS_FLOOR.value:
+        return {}
+    return {"linear_baseline": best.name, "linear_train_score": best.train_score}
+
+
 def find_underfitting(evidence: Evidence) -> list[Finding]:
     """Report a large avoidable bias: the net fits its own training data poorly (C1).
 
@@ -176,15 +191,18 @@ def find_underfitting(evidence: Evidence) -> list[Finding]:
     -------
     list of Finding
         One ``underfitting`` finding: ``warning`` when the avoidable bias is ≥ 0.1 against
-        the best baseline; ``info`` when it is ≥ 0.1 against a perfect score (no baseline
+        the best baseline, or when a linear baseline fits the training data better than the
+        net by ≥ 0.02; ``info`` when the bias is ≥ 0.1 against a perfect score (no baseline
         ran), or ≥ 0.02 and larger than the variance (the dominant term).
 
     Notes
     -----
     avoidable bias = (1 − s_train) − (1 − s_ref), with s_ref the best baseline's test score
     (an upper bound of the Bayes error, as Ng suggests when no human level is known), else
-    1; variance = s_train − s_val. Dead, saturated or vanishing signal paths are named in
-    the advice, since fixing them comes before adding capacity.
+    1; variance = s_train − s_val. An MLP can represent any linear model, so a net that fits
+    its training data worse than logistic / linear regression does underfits whatever the
+    Bayes error (this catches underfitting when only weak baselines ran). Dead, saturated
+    or vanishing signal paths are named in the advice, since fixing them comes first.
 
     Examples
     --------
@@ -200,32 +218,46 @@ def find_underfitting(evidence: Evidence) -> list[Finding]:
     if split is None:
         return []
     bias, variance = split.avoidable_bias, split.variance
+    linear = _linear_fits_better(evidence, m.PERFECT_SCORE - split.train_error)
     high = bias >= th.AVOIDABLE_BIAS.value
     dominant = bias >= th.AVOIDABLE_BIAS_FLOOR.value and (variance is None or bias > variance)
-    if not (high or dominant):
+    if not (high or dominant or linear):
         return []
-    severity: Severity = "warning" if high and split.reference != "perfect" else "info"
+    warn = (high and split.reference != "perfect") or bool(linear)
     facts = {
         "train_error": split.train_error,
         "reference_error": split.reference_error,
         "reference": split.reference,
         "avoidable_bias": bias,
         "variance": variance,
+        **linear,
         **th.AVOIDABLE_BIAS.cite(),
         **th.AVOIDABLE_BIAS_FLOOR.cite("dominant_floor"),
     }
-    against = "a perfect score" if split.reference == "perfect" else f"the {split.reference}"
-    summary = (
-        f"The net underfits: its training error is {fmt(split.train_error)} against "
-        f"{fmt(split.reference_error)} for {against} (avoidable bias {fmt(bias)})."
-    )
+    summary = _underfitting_summary(split, linear)
     blockers = m.flow_blockers(evidence)
     advice = (("First fix " + "; ".join(blockers) + ".",) if blockers else ()) + (
         "Add capacity, more units per layer first (see the capacity probes).",
         "Train longer, or raise the learning rate if the loss is still falling steadily.",
         "Reduce regularisation (dropout, weight decay).",
     )
+    severity: Severity = "warning" if warn else "info"
     return [Finding("underfitting", severity, summary, facts, advice, "metric")]
+
+
+def _underfitting_summary(split: m.BiasVariance, linear: dict) -> str:
+    """Return the summary: the avoidable bias, or the linear model that fits better."""
+    if linear:
+        return (
+            f"The net underfits: it fits its training data worse than the "
+            f"{linear['linear_baseline']} does ({fmt(m.PERFECT_SCORE - split.train_error)} "
+            f"against {fmt(linear['linear_train_score'])})."
+        )
+    against = "a perfect score" if split.reference == "perfect" else f"the {split.reference}"
+    return (
+        f"The net underfits: its training error is {fmt(split.train_error)} against "
+        f"{fmt(split.reference_error)} for {against} (avoidable bias {fmt(split.avoidable_bias)})."
+    )
 
 
 # ------------------------------------------------------------------ C6 more data

@@ -286,7 +286,7 @@ def find_learning_rate_too_low(evidence: Evidence) -> list[Finding]:
         1e-3; η·λ_max < 0.1 of the stability limit for the whole run; ‖θ − θ0‖/‖θ0‖ <
         1e-2), or the loss falls at a steady crawl. ``problem`` with two or more of the
         three measurements, else ``warning``. Quiet when dead, saturated or vanishing
-        signal paths explain the small updates.
+        signal paths, or layers cut off from the loss, explain the small updates.
 
     Notes
     -----
@@ -303,7 +303,7 @@ def find_learning_rate_too_low(evidence: Evidence) -> list[Finding]:
     failed = m.fit_failed(evidence)
     progress = m.loss_progress(evidence)
     stuck = failed is True or (progress is not None and progress < th.LITTLE_PROGRESS.value)
-    if not stuck or m.flow_blockers(evidence):
+    if not stuck or m.flow_blockers(evidence) or m.disconnected_layers(evidence.history):
         return []
     steps, crawl = _small_steps(evidence), _crawl(evidence)
     crawling = crawl is not None and crawl >= th.CRAWL_RATE.value

@@ -290,8 +290,8 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     input-independent model that real inputs close (Deepchecks' gain, with the zeroed-input
     run as the baseline). Without scores the losses are used, with 0 as perfect. s_real is
     the better of the short run and the trained net, so a short run that was merely too
-    short does not fire the rule. A first layer whose gradient is exactly zero throughout
-    (its input zeroed or detached in the forward pass) is quoted as corroboration.
+    short does not fire the rule. Layers whose gradient is exactly zero throughout (unused,
+    or their input zeroed or detached in the forward pass) are quoted as corroboration.
 
     Examples
     --------
@@ -316,6 +316,7 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
         "zeroed_inputs": zero,
         "labels_learnable_by_baselines": learnable,
         "first_layer_grad_norm": None if profile is None else profile.norms[0],
+        "layers_without_gradient": m.disconnected_layers(evidence.history),
         "learning_blockers": blockers,
         **th.IGNORES_INPUTS_GAIN.cite(),
         **th.NO_BETTER_GAIN.cite("no_better_threshold"),

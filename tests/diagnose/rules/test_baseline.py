@@ -27,18 +27,26 @@ def test_below_baseline_linear_model_wins_is_problem():
     assert f.evidence["linear_baseline"] == "logistic_regression"
 
 
-def test_below_baseline_losing_to_rbf_only_is_info():
+def test_below_baseline_losing_to_rbf_only_is_warning():
     ev = b.evidence(baselines=b.baselines(logistic=0.85, rbf=0.95), net_test_score=0.90)
     (f,) = find_below_baseline(ev)
-    assert f.severity == "info" and f.evidence["gain"] == pytest.approx(-1.0)
-    assert f.evidence["gain_over_simple"] == pytest.approx(1 / 3) and f.evidence["threshold"] == 0.1
+    assert f.severity == "warning" and f.evidence["gain"] == pytest.approx(-1.0)
+    assert f.evidence["threshold"] == 0.1 and "rbf_svm" in f.summary
 
 
-def test_below_baseline_small_gain_over_a_linear_model_is_warning():
+def test_below_baseline_small_gain_is_warning():
     ev = b.evidence(baselines=b.baselines(rbf=None, logistic=0.90), net_test_score=0.905)
     (f,) = find_below_baseline(ev)
-    assert f.severity == "warning" and f.evidence["gain_over_simple"] == pytest.approx(0.05)
-    assert "logistic_regression" in f.summary
+    assert f.severity == "warning" and f.evidence["gain"] == pytest.approx(0.05)
+
+
+def test_below_baseline_problem_must_replicate_on_the_validation_split():
+    # 30 test rows: the net's 0.8 is 4 rows behind logistic regression, but on validation it
+    # matches it, so the shortfall does not replicate and stays a warning.
+    base = b.baselines(dummy=0.33, logistic=0.933, rbf=0.933)
+    ev = b.evidence(n_classes=3, baselines=base, net_test_score=0.8, net_val_score=0.933)
+    (f,) = find_below_baseline(ev)
+    assert f.severity == "warning" and f.evidence["linear_shortfall"] == pytest.approx(0.0)
 
 
 def test_below_baseline_uses_validation_score_without_test_score():

@@ -46,3 +46,10 @@ def test_capacity_without_scores_compares_validation_loss():
 def test_capacity_quiet_when_nothing_helps_or_no_base():
     assert _run(b.probe("base", 0.80), b.probe("wider", 0.81), b.probe("deeper", 0.79)) == []
     assert _run(b.probe("wider", 0.9)) == []
+
+
+def test_capacity_is_info_while_the_net_cannot_learn():
+    h = b.history(signals={f"update_ratio/{layer}": [1e-7] * 3 for layer in b.LAYERS})
+    (f,) = _run(b.probe("base", 0.30), b.probe("wider", 0.40), history=h)
+    assert (f.kind, f.severity) == ("more_units", "info")
+    assert "learning rate too low" in f.advice[0]

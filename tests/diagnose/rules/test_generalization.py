@@ -177,3 +177,13 @@ def test_more_data_helps_quiet_with_too_few_sizes():
     lc = b.learning_curve(val=(0.5, 0.7), train=(1.0, 1.0))
     assert find_more_data_helps(b.evidence(learning_curve=lc)) == []
     assert find_more_data_helps(b.evidence()) == []
+
+
+def test_underfitting_when_a_linear_model_fits_the_training_data_better():
+    # Only a weak linear baseline ran: the avoidable bias looks small, but the net fits its
+    # own training data worse than logistic regression does.
+    base = b.baselines(dummy=0.09, logistic=0.30, rbf=None)  # logistic train score 0.32
+    ev = b.evidence(baselines=base, net_train_score=0.28, net_val_score=0.29)
+    (f,) = find_underfitting(ev)
+    assert f.severity == "warning" and f.evidence["linear_train_score"] == pytest.approx(0.32)
+    assert "logistic_regression" in f.summary

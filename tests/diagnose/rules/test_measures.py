@@ -82,3 +82,17 @@ def test_bias_variance_decomposition():
     assert split.avoidable_bias == pytest.approx(0.2 - 0.08) and split.variance == pytest.approx(
         0.1
     )
+
+
+def test_update_ratios_leave_out_layers_without_gradient():
+    signals = {
+        "grad_norm/unused": [0.0] * 3,
+        "grad_norm/used": [0.5] * 3,
+        "grad_norm/frozen": [0.5] * 3,
+        "update_ratio/unused": [0.0] * 3,
+        "update_ratio/used": [1e-3] * 3,
+        "update_ratio/frozen": [0.0] * 3,  # a gradient but no step: kept
+    }
+    h = b.history(signals=signals)
+    assert m.disconnected_layers(h) == ["unused"]
+    assert m.update_ratios(h) == (pytest.approx(5e-4), pytest.approx(1e-3))

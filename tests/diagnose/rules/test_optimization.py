@@ -222,3 +222,9 @@ def test_oscillation_quiet_on_noise_near_zero_loss():
 def test_oscillation_quiet_on_few_epochs_and_healthy_runs():
     assert find_oscillation(b.evidence(history=b.history(records=b.epochs([1.0, 0.5, 0.9])))) == []
     assert find_oscillation(b.healthy_evidence()) == []
+
+
+def test_lr_too_low_quiet_when_layers_get_no_gradient_at_all():
+    signals = {"grad_norm/unused": [0.0] * 3, "update_ratio/unused": [0.0] * 3}
+    h = b.history(_crawling_loss(), signals=signals)
+    assert find_learning_rate_too_low(b.evidence(history=h)) == []
