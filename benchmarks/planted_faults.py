@@ -45,7 +45,7 @@ def seeded(build: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
 
 
 def saturated_sigmoid_net(data: Dataset) -> nn.Module:
-    """A sigmoid MLP whose initial weights are 30x too large: every unit saturates."""
+    """Return a sigmoid MLP whose initial weights are 30x too large: every unit saturates."""
     net = seeded(lambda: MLP(data.sample_shape, data.n_outputs, (128, 128), activation="sigmoid"))
     with torch.no_grad():
         for layer in net.hidden_layers():
@@ -54,7 +54,7 @@ def saturated_sigmoid_net(data: Dataset) -> nn.Module:
 
 
 def dead_relu_net(data: Dataset) -> nn.Module:
-    """A ReLU MLP whose hidden biases are -10: (almost) every unit is dead from the start."""
+    """Return a ReLU MLP with hidden biases of -10: (almost) every unit starts dead."""
     net = seeded(lambda: MLP(data.sample_shape, data.n_outputs, (128, 128)))
     with torch.no_grad():
         for layer in net.hidden_layers():
@@ -64,9 +64,7 @@ def dead_relu_net(data: Dataset) -> nn.Module:
 
 def deep_sigmoid_net(data: Dataset) -> nn.Module:
     """Twelve sigmoid layers with the default init: gradients vanish toward the input."""
-    return seeded(
-        lambda: MLP(data.sample_shape, data.n_outputs, (64,) * 12, activation="sigmoid")
-    )
+    return seeded(lambda: MLP(data.sample_shape, data.n_outputs, (64,) * 12, activation="sigmoid"))
 
 
 class _WrongTanh(torch.autograd.Function):
@@ -109,7 +107,7 @@ class InputIgnoringNet(nn.Module):
 
 
 def shuffled_labels(name: str) -> Callable[[], Dataset]:
-    """The dataset with its labels permuted: nothing can be learned."""
+    """Return a loader of the dataset with its labels permuted: nothing can be learned."""
 
     def make() -> Dataset:
         data = load(name)
@@ -129,7 +127,7 @@ def small_linear_task() -> Dataset:
 
 
 def tiny_subset(name: str, n: int) -> Callable[[], Dataset]:
-    """The first ``n`` rows (stratified by the dataset's shuffle) of a bundled set."""
+    """Return a loader of ``n`` random rows of a bundled set."""
 
     def make() -> Dataset:
         data = load(name)
@@ -140,29 +138,63 @@ def tiny_subset(name: str, n: int) -> Callable[[], Dataset]:
 
 
 SCENARIOS = [
-    Scenario("lr far too high", lambda: load("digits"), lambda d: "mlp",
-             ("divergence", "learning_rate_too_high"), {"optimizer": "sgd", "lr": 50.0}),
-    Scenario("lr far too low", lambda: load("wine"), lambda d: "mlp",
-             ("learning_rate_too_low", "plateau", "underfitting"),
-             {"optimizer": "sgd", "lr": 1e-6}),
-    Scenario("saturated sigmoid init", lambda: load("digits"), saturated_sigmoid_net,
-             ("saturated_units",)),
-    Scenario("dead ReLUs (bias -10)", lambda: load("breast_cancer"), dead_relu_net,
-             ("dead_units",)),
-    Scenario("deep sigmoid net", lambda: load("digits"), deep_sigmoid_net,
-             ("vanishing_gradients",), {"optimizer": "sgd", "lr": 0.1}),
-    Scenario("wrong backward", lambda: load("iris"),
-             lambda d: seeded(lambda: WrongBackwardNet(d.n_features, d.n_outputs)),
-             ("wrong_gradient",)),
-    Scenario("tiny train set, big net", tiny_subset("digits", 150), lambda d: "mlp:1024,1024",
-             ("overfitting",), {"epochs": 60}),
-    Scenario("net far too small", lambda: load("mnist1d"), lambda d: "mlp:2",
-             ("underfitting", "more_units")),
-    Scenario("shuffled labels", shuffled_labels("digits"), lambda d: "mlp",
-             ("below_baseline",)),
+    Scenario(
+        "lr far too high",
+        lambda: load("digits"),
+        lambda d: "mlp",
+        ("divergence", "learning_rate_too_high"),
+        {"optimizer": "sgd", "lr": 50.0},
+    ),
+    Scenario(
+        "lr far too low",
+        lambda: load("wine"),
+        lambda d: "mlp",
+        ("learning_rate_too_low", "plateau", "underfitting"),
+        {"optimizer": "sgd", "lr": 1e-6},
+    ),
+    Scenario(
+        "saturated sigmoid init",
+        lambda: load("digits"),
+        saturated_sigmoid_net,
+        ("saturated_units",),
+    ),
+    Scenario(
+        "dead ReLUs (bias -10)", lambda: load("breast_cancer"), dead_relu_net, ("dead_units",)
+    ),
+    Scenario(
+        "deep sigmoid net",
+        lambda: load("digits"),
+        deep_sigmoid_net,
+        ("vanishing_gradients",),
+        {"optimizer": "sgd", "lr": 0.1},
+    ),
+    Scenario(
+        "wrong backward",
+        lambda: load("iris"),
+        lambda d: seeded(lambda: WrongBackwardNet(d.n_features, d.n_outputs)),
+        ("wrong_gradient",),
+    ),
+    Scenario(
+        "tiny train set, big net",
+        tiny_subset("digits", 150),
+        lambda d: "mlp:1024,1024",
+        ("overfitting",),
+        {"epochs": 60},
+    ),
+    Scenario(
+        "net far too small",
+        lambda: load("mnist1d"),
+        lambda d: "mlp:2",
+        ("underfitting", "more_units"),
+    ),
+    Scenario("shuffled labels", shuffled_labels("digits"), lambda d: "mlp", ("below_baseline",)),
     Scenario("linear task", small_linear_task, lambda d: "mlp:512,512", ("below_baseline",)),
-    Scenario("ignores its inputs", lambda: load("wine"),
-             lambda d: seeded(lambda: InputIgnoringNet(d.n_outputs)), ("ignores_inputs",)),
+    Scenario(
+        "ignores its inputs",
+        lambda: load("wine"),
+        lambda d: seeded(lambda: InputIgnoringNet(d.n_outputs)),
+        ("ignores_inputs",),
+    ),
     Scenario("healthy: digits", lambda: load("digits"), lambda d: "mlp", ()),
     Scenario("healthy: iris", lambda: load("iris"), lambda d: "mlp:64", ()),
     Scenario("healthy: breast_cancer", lambda: load("breast_cancer"), lambda d: "mlp:64", ()),
@@ -179,9 +211,7 @@ def run(scenario: Scenario, budget: float) -> tuple[bool, str, float]:
     flagged = {f.kind for f in result.findings if f.severity in ("warning", "problem")}
     problems = {f.kind for f in result.problems}
     passed = not problems if not scenario.expected else bool(flagged & set(scenario.expected))
-    found = ", ".join(
-        f"{f.kind}({f.severity[0]})" for f in result.findings if f.severity != "info"
-    )
+    found = ", ".join(f"{f.kind}({f.severity[0]})" for f in result.findings if f.severity != "info")
     return passed, found or "-", seconds
 
 
@@ -191,15 +221,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only scenarios whose name contains these")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if not args.only or any(o in s.name for o in args.only)]
-    print(f"| scenario | data | expected (any of) | found (w=warning, p=problem) | ok | s |")
+    print("| scenario | data | expected (any of) | found (w=warning, p=problem) | ok | s |")
     print("|---|---|---|---|---|---|")
     n_passed = 0
     for scenario in chosen:
         passed, found, seconds = run(scenario, args.budget)
         n_passed += passed
         expected = " / ".join(scenario.expected) or "no problem"
-        print(f"| {scenario.name} | {scenario.data().name} | {expected} | {found} | "
-              f"{'yes' if passed else 'NO'} | {seconds:.0f} |", flush=True)
+        print(
+            f"| {scenario.name} | {scenario.data().name} | {expected} | {found} | "
+            f"{'yes' if passed else 'NO'} | {seconds:.0f} |",
+            flush=True,
+        )
     print(f"\n{n_passed}/{len(chosen)} scenarios passed")
 
 

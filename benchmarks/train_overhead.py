@@ -25,7 +25,7 @@ from deepdx.train import evaluate, fit
 
 
 def hand_written(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, args) -> None:
-    """The loop a PyTorch user writes by hand: shuffle, slice, step."""
+    """Train with the loop a PyTorch user writes by hand: shuffle, slice, step."""
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     for _ in range(args.epochs):
@@ -73,9 +73,17 @@ def main() -> None:
             model = new_model()
             times[name].append(timed(lambda m=model, run=runners[name]: run(m)))
             accuracy[name] = evaluate(model, test)["accuracy"]
-    sk = MLPClassifier(hidden_layer_sizes=(256,), solver="adam", batch_size=args.batch_size,
-                       learning_rate_init=args.lr, max_iter=args.epochs, alpha=0.0,
-                       random_state=args.seed, tol=0.0, n_iter_no_change=10**6)
+    sk = MLPClassifier(
+        hidden_layer_sizes=(256,),
+        solver="adam",
+        batch_size=args.batch_size,
+        learning_rate_init=args.lr,
+        max_iter=args.epochs,
+        alpha=0.0,
+        random_state=args.seed,
+        tol=0.0,
+        n_iter_no_change=10**6,
+    )
     flat_train, flat_test = train.X.reshape(len(train), -1), test.X.reshape(len(test), -1)
     for _ in range(max(1, args.repeats // 2)):
         with warnings.catch_warnings():
@@ -84,8 +92,10 @@ def main() -> None:
     accuracy["sklearn"] = float(np.mean(sk.predict(flat_test) == test.y))
 
     base = statistics.median(times["hand-written loop"])
-    print(f"mnist5k train {len(train)} x 784, MLP 784-256-10, Adam lr {args.lr}, "
-          f"batch {args.batch_size}, {args.epochs} epochs, torch threads {torch.get_num_threads()}")
+    print(
+        f"mnist5k train {len(train)} x 784, MLP 784-256-10, Adam lr {args.lr}, "
+        f"batch {args.batch_size}, {args.epochs} epochs, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'runner':<20}{'median s':>10}{'vs loop':>10}{'test acc':>10}")
     for name, values in times.items():
         median = statistics.median(values)
