@@ -1,7 +1,9 @@
 """Time ``deepdx.train.fit`` with and without the diagnosis monitors.
 
-Same data (mnist5k, standardized train split), model (``mlp:256``: 784-256-10, ReLU),
-optimizer (Adam, lr 1e-3), batch size, seed and epochs. Variants:
+Same data (mnist5k, standardized splits), model (``mlp:256``: 784-256-10, ReLU), optimizer
+(Adam at its default rate), batch size, seed and epochs. By default every run is the training
+run of a diagnosis (20 epochs, the validation split and a 2,000-row training probe evaluated
+each epoch); ``--bare`` drops the evaluations, the worst case for the monitors. Variants:
 
 - plain fit, no callbacks
 - ``default_monitors(curvature=False)``: gradients, activations, distance from init
@@ -82,14 +84,15 @@ class Stopwatch:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--profile", action="store_true", help="also time each monitor alone")
+    parser.add_argument("--bare", action="store_true", help="no per-epoch evaluations")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -103,14 +106,16 @@ def main() -> None:
         seed=args.seed,
         optimizer="adam",
         device=args.device,
+        train_eval_size=0 if args.bare else min(2000, len(train)),
     )
+    val = None if args.bare else splits.val
 
     def timed(callbacks: list[Callback]) -> tuple[float, float]:
         """Return (seconds of the whole fit, seconds inside the callbacks' hooks)."""
         model = build_model("mlp:256", train.sample_shape, train.n_classes, seed=args.seed)
         watch = Stopwatch(callbacks)
         start = time.perf_counter()
-        fit(model, train, callbacks=callbacks, **options)
+        fit(model, train, val, callbacks=callbacks, **options)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         return time.perf_counter() - start, watch.seconds
@@ -124,8 +129,10 @@ def main() -> None:
 
     base = statistics.median(total for total, _ in runs["plain fit"])
     print(
-        f"mnist5k train {len(train)} x 784, MLP 784-256-10, Adam lr {args.lr}, batch "
-        f"{args.batch_size}, {args.epochs} epochs, {args.device}, torch threads "
+        f"mnist5k train {len(train)} x 784, MLP 784-256-10, Adam lr {args.lr or 'default'}, "
+        f"batch {args.batch_size}, {args.epochs} epochs, "
+        f"{'no evaluations' if args.bare else 'val + train probe each epoch'}, "
+        f"{args.device}, torch threads "
         f"{torch.get_num_threads()}, median of {args.repeats}"
     )
     print(f"{'callbacks':<26}{'median s':>10}{'wall':>9}{'in hooks':>10}")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -52,6 +53,8 @@ DEFAULT_BUDGET = 90.0
 DEFAULT_MODEL = "mlp"
 #: Training samples evaluated each epoch so train and validation scores are comparable.
 TRAIN_PROBE_SIZE = 2000
+#: Training rows on which the monitors measure activations and curvature.
+MONITOR_PROBE_SIZE = 256
 #: Shares of the remaining budget given to the optional checks.
 _BASELINE_SHARE, _PREFLIGHT_SHARE, _CURVE_SHARE = 0.15, 0.15, 0.5
 
@@ -155,7 +158,7 @@ class _Run:
             ev.data_sanity = data_sanity(splits)
         self._baselines()
         with self._step("gradient check"):
-            batch = _first_batch(splits.train, 8)
+            batch = _sample_batch(splits.train, 8, self.config.seed)
             ev.gradcheck = gradcheck(self.make_model(), self._loss, batch, seed=self.config.seed)
         with self._step("pre-flight"):
             ev.preflight = run_preflight(
@@ -188,7 +191,8 @@ class _Run:
         ev, splits = self.evidence, self.splits
         model = self.make_model()
         keeper = _HistoryKeeper()
-        callbacks = [keeper, *default_monitors()]
+        probe = _sample_batch(splits.train, MONITOR_PROBE_SIZE, self.config.seed)
+        callbacks = [keeper, *default_monitors(probe=probe)]
         try:
             fit(
                 model,
@@ -292,10 +296,11 @@ def _model_factory(
     return spec, lambda: build_model(spec, dataset.sample_shape, dataset.n_outputs, seed=seed)
 
 
-def _first_batch(data: Dataset, n: int) -> tuple[torch.Tensor, ...]:
-    """Return the first ``n`` rows as a batch tuple."""
-    X = torch.from_numpy(data.X[:n])
-    return (X,) if data.y is None else (X, torch.from_numpy(data.y[:n]))
+def _sample_batch(data: Dataset, n: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """Return ``n`` random rows (seeded) as a batch tuple ``(X, y)`` or ``(X,)``."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(data))[:n])
+    X = torch.from_numpy(data.X[rows])
+    return (X,) if data.y is None else (X, torch.from_numpy(data.y[rows]))
 
 
 def _resolved_lr(config: TrainConfig) -> float:

@@ -14,7 +14,9 @@ __all__ = [
     "GRAD_NORM",
     "LAMBDA_MAX",
     "LAYER_GRAD_NORM",
+    "LR_TIMES_LAMBDA_MAX",
     "SATURATED_FRACTION",
+    "SOFT_SATURATED_FRACTION",
     "UPDATE_RATIO",
     "layer_signal",
     "layers_of",
@@ -30,8 +32,13 @@ UPDATE_RATIO = "update_ratio/"
 DEAD_FRACTION = "dead_fraction/"
 #: Fraction of a sigmoid / tanh layer's units saturated on nearly every probe sample.
 SATURATED_FRACTION = "saturated_fraction/"
+#: Fraction of a sigmoid / tanh layer's units whose derivative is below 1e-2 on more than
+#: half the probe samples (a milder saturation than SageMaker's; see the monitors).
+SOFT_SATURATED_FRACTION = "soft_saturated_fraction/"
 #: Largest Hessian eigenvalue of the training loss on a probe batch.
 LAMBDA_MAX = "lambda_max"
+#: Learning rate times λ_max; gradient descent is stable below 2 (Cohen et al. 2021).
+LR_TIMES_LAMBDA_MAX = "lr_times_lambda_max"
 #: ‖θ − θ_0‖ / ‖θ_0‖ over all parameters.
 DISTANCE_FROM_INIT = "distance_from_init"
 
