@@ -203,13 +203,18 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("run", type=Path, help="run directory written by `deepdx train`")
     sub.add_argument("--data", help="dataset name or path to score instead of the test split")
     sub.add_argument("--target", help="target column of a CSV file")
+    sub.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="allow a run whose model is a Python file (importing it runs it)",
+    )
     sub.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from deepdx.runs import evaluate_run
 
-    scores = evaluate_run(args.run, args.data, target=args.target)
+    scores = evaluate_run(args.run, args.data, target=args.target, allow_code=args.allow_code)
     print(json.dumps(scores, indent=2))
     return 0
 

@@ -28,7 +28,7 @@ from torch import nn
 
 import deepdx
 from deepdx.data import Dataset, Splits, Standardizer, load, prepare
-from deepdx.exceptions import DataError, NotFittedError
+from deepdx.exceptions import DataError, NotFittedError, UnsafeFileError
 from deepdx.io import atomic_write_json, atomic_write_text, load_tensors, read_json, save_tensors
 from deepdx.nets import build_model
 from deepdx.train import Callback, History, TrainConfig, evaluate, fit
@@ -164,18 +164,48 @@ def train_run(
     return RunResult(directory, history, metrics, model)
 
 
-def load_run(directory: str | Path) -> LoadedRun:
-    """Rebuild a trained run's model (with its final weights) and standardizer."""
+def load_run(directory: str | Path, *, allow_code: bool = False) -> LoadedRun:
+    """Rebuild a trained run's model (with its final weights) and standardizer.
+
+    Parameters
+    ----------
+    directory : str or Path
+        A directory written by :func:`train_run`.
+    allow_code : bool, default=False
+        Allow a ``FILE.py:FUNCTION`` model spec: loading it imports (runs) that file, so
+        it is refused unless the caller trusts the run directory.
+
+    Raises
+    ------
+    NotFittedError
+        If the directory holds no finished run.
+    DataError
+        If ``run.json`` or ``model.safetensors`` is malformed or does not fit the model.
+    UnsafeFileError
+        If the model is a user file and ``allow_code`` is False.
+    """
     directory = Path(directory)
     if not (directory / "run.json").is_file() or not (directory / "model.safetensors").is_file():
         raise NotFittedError(
             f"{directory} is not a finished run directory (run.json and model.safetensors are "
             "missing); train one with `deepdx train --out DIR`."
         )
-    meta = read_json(directory / "run.json")
-    config = RunConfig.from_dict(meta["config"])
+    meta, config = _read_meta(directory / "run.json")
+    if ".py:" in config.model and not allow_code:
+        raise UnsafeFileError(
+            f"run.json in {directory} names the Python file {config.model!r} as its model; "
+            "loading it runs that file. Pass allow_code=True (deepdx evaluate --allow-code) "
+            "if you trust this run directory."
+        )
     model = build_model(config.model, tuple(meta["sample_shape"]), meta["n_outputs"], seed=0)
-    model.load_state_dict(load_tensors(directory / "model.safetensors"))
+    try:
+        model.load_state_dict(load_tensors(directory / "model.safetensors"))
+    except RuntimeError as exc:
+        raise DataError(
+            f"model.safetensors in {directory} does not fit the model {config.model!r} "
+            f"described by run.json ({str(exc).splitlines()[0]}); the files belong to "
+            "different runs."
+        ) from exc
     standardizer = None
     if meta["standardizer"] is not None:
         standardizer = Standardizer()
@@ -183,8 +213,46 @@ def load_run(directory: str | Path) -> LoadedRun:
     return LoadedRun(config, model, standardizer, meta)
 
 
+_META_TYPES = {
+    "config": dict,
+    "task": str,
+    "sample_shape": list,
+    "n_outputs": int,
+    "class_names": list,
+    "standardizer": (dict, type(None)),
+}
+
+
+def _read_meta(path: Path) -> tuple[dict[str, Any], RunConfig]:
+    """Read and check ``run.json``; return it and its :class:`RunConfig`."""
+    meta = read_json(path)
+    problems = (
+        ["it is not a JSON object"]
+        if not isinstance(meta, dict)
+        else [
+            f"{key!r} must be {getattr(kind, '__name__', 'an object or null')}"
+            for key, kind in _META_TYPES.items()
+            if not isinstance(meta.get(key), kind)
+        ]
+    )
+    if not problems:
+        assert isinstance(meta, dict)
+        try:
+            return meta, RunConfig.from_dict(meta["config"])
+        except (TypeError, ValueError) as exc:
+            problems = [f"its config is invalid ({exc})"]
+    raise DataError(
+        f"{path} is not a valid run.json: {'; '.join(problems)}. It was edited or belongs to "
+        "another program; train the run again."
+    )
+
+
 def evaluate_run(
-    directory: str | Path, data: str | None = None, *, target: str | None = None
+    directory: str | Path,
+    data: str | None = None,
+    *,
+    target: str | None = None,
+    allow_code: bool = False,
 ) -> dict[str, float]:
     """Score a trained run on its own test split, or on other data.
 
@@ -197,13 +265,15 @@ def evaluate_run(
         with the run's training statistics and must have the same sample shape and classes.
     target : str, optional
         Target column when ``data`` is a CSV file.
+    allow_code : bool, default=False
+        Allow a run whose model is a user's Python file (see :func:`load_run`).
 
     Returns
     -------
     dict
         ``loss`` and the task's metric (``accuracy`` or ``r2``), plus ``n_samples``.
     """
-    run = load_run(directory)
+    run = load_run(directory, allow_code=allow_code)
     if data is None:
         dataset = load_dataset(run.config)
         part = split_dataset(run.config, dataset)[0].test

@@ -385,8 +385,9 @@ class _Loop:
 
     def resume_from(self, directory: str | Path) -> None:
         """Load the latest checkpoint in ``directory`` into this loop, if there is one."""
-        from deepdx.train.checkpoint import latest_checkpoint, load_checkpoint
+        from deepdx.train.checkpoint import clean_stale, latest_checkpoint, load_checkpoint
 
+        clean_stale(directory)  # temporary files of a run killed mid-save
         if latest_checkpoint(directory) is None:
             logger.info("no checkpoint in %s; starting from scratch", directory)
             return

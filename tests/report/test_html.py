@@ -97,7 +97,10 @@ def test_write_report_findings_json_is_strict_and_round_trips_findings(tmp_path)
         diagnosis.findings[:3]
     )
     assert data["findings"][3]["evidence"] == {"slope": None, "ratio": 0.25}
-    assert data["history"]["steps"]["loss"][-1] is None
+    assert len(data["epochs"]) == len(diagnosis.evidence.history.epochs)
+    diagnosis.save(tmp_path)  # per-step signals go to their own strict history.json
+    history = json.loads((tmp_path / "history.json").read_text(), parse_constant=_reject)
+    assert history["steps"]["loss"][-1] is None
     assert data["metrics"] == {"metric": "accuracy", "train": 0.99, "val": 0.88, "test": 0.87}
 
 
