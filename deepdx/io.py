@@ -55,7 +55,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 import numpy as np
 import safetensors.torch
@@ -389,6 +389,13 @@ def read_json(
 # ---------------------------------------------------------------------------------------
 
 
+def _is_str_map(obj: object) -> TypeGuard[Mapping[str, str]]:
+    """Return True for a mapping whose keys and values are all str (safetensors metadata)."""
+    return isinstance(obj, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in obj.items()
+    )
+
+
 def _check_tensor(key: object, tensor: object) -> None:
     """Refuse a ``{key: tensor}`` entry that safetensors cannot store."""
     if not isinstance(key, str) or key == "__metadata__":
@@ -444,9 +451,7 @@ def save_tensors(
     """
     for key, tensor in tensors.items():
         _check_tensor(key, tensor)
-    if metadata is not None and not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
+    if metadata is not None and not _is_str_map(metadata):
         raise InvalidParameterError(f"metadata must map str to str; got {dict(metadata)!r}.")
     cpu = {key: t.detach().to("cpu", copy=True).contiguous() for key, t in tensors.items()}
     data = safetensors.torch.save(cpu, metadata=None if metadata is None else dict(metadata))
@@ -584,9 +589,7 @@ def read_tensor_metadata(
     except ValueError as exc:
         raise DataError(f"{path} has an unreadable safetensors header ({exc}).") from exc
     metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
+    if not _is_str_map(metadata):
         raise DataError(
             f"{path} has a malformed safetensors header; expected a JSON "
             "object whose __metadata__ maps str to str."

@@ -4,8 +4,6 @@ import collections
 import hashlib
 import json
 import os
-import pickle
-import pickletools
 import re
 import struct
 from collections import OrderedDict
@@ -31,27 +29,11 @@ from deepdx.io import (
     sha256_file,
     split_tensors,
 )
+from tests.pickle_exploit import pickle_payload
 
 # ---------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------
-
-
-class _Exploit:
-    """Unpickling this calls os.mkdir(sentinel): the sentinel existing proves code ran."""
-
-    def __init__(self, sentinel: Path) -> None:
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.sentinel),))
-
-
-def _pickle_payload(sentinel: Path) -> bytes:
-    payload = pickle.dumps(_Exploit(sentinel), protocol=4)
-    opcodes = {op.name for op, _, _ in pickletools.genops(payload)}  # inspects, never runs
-    assert "REDUCE" in opcodes and b"mkdir" in payload  # it would call os.mkdir if unpickled
-    return payload
 
 
 def _bits(tensor: torch.Tensor) -> list[int]:
@@ -243,7 +225,7 @@ def test_save_tensors_refuses_what_safetensors_cannot_store(tmp_path, tensors, m
 
 def test_load_tensors_refuses_pickle_without_running_it(tmp_path):
     sentinel = tmp_path / "pwned"
-    path = atomic_write_bytes(tmp_path / "model.safetensors", _pickle_payload(sentinel))
+    path = atomic_write_bytes(tmp_path / "model.safetensors", pickle_payload(sentinel))
     with pytest.raises(UnsafeFileError, match="is a Python pickle.*never unpickles"):
         load_tensors(path)
     with pytest.raises(UnsafeFileError, match="is a Python pickle"):

@@ -15,6 +15,7 @@ E        epochs a check can afford: min(E_asked, floor(allowance / cost of one e
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -36,8 +37,11 @@ __all__ = [
     "ModelFactory",
     "affordable_epochs",
     "as_budget",
+    "budgeted_epochs",
     "seconds_per_row",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: A model factory returns a fresh, identically initialised, untrained model on every call.
 ModelFactory = Callable[[], nn.Module]
@@ -160,6 +164,68 @@ def affordable_epochs(epochs: int, seconds_per_epoch: float, allowance: float) -
     if math.isinf(allowance) or seconds_per_epoch <= 0:
         return epochs
     return int(min(epochs, math.floor(allowance / seconds_per_epoch)))
+
+
+def budgeted_epochs(
+    budget: Budget | float | None,
+    epochs: int,
+    seconds_per_epoch: Callable[[], float],
+    *,
+    check: str,
+    pronoun: str,
+    work: str,
+) -> int:
+    """Return the epochs of ``epochs`` a check can afford, or raise :class:`CheckSkipped`.
+
+    Parameters
+    ----------
+    budget : Budget, float or None
+        The check's allowance (see :func:`as_budget`).
+    epochs : int
+        E_asked, the epochs the check would like.
+    seconds_per_epoch : callable
+        Estimates the cost of one epoch of all the check's runs together; called only
+        when the budget is finite and not yet spent (it may run a pilot).
+    check : str
+        Name of the check in messages, e.g. ``"learning curve"``.
+    pronoun : str
+        ``"it"`` or ``"they"``, whichever refers to ``check``.
+    work : str
+        What one epoch covers, e.g. ``"its 6 fits"``.
+
+    Returns
+    -------
+    int
+        ``epochs`` for an unlimited budget, else :func:`affordable_epochs` (>= 1); a cut
+        is logged at INFO level.
+
+    Raises
+    ------
+    CheckSkipped
+        If the budget is spent, or not even one epoch fits in what is left.
+
+    Examples
+    --------
+    >>> budgeted_epochs(None, 10, lambda: 2.0, check="probes", pronoun="they", work="3 fits")
+    10
+    >>> budgeted_epochs(7.0, 10, lambda: 2.0, check="probes", pronoun="they", work="3 fits")
+    3
+    """
+    clock = as_budget(budget)
+    if math.isinf(clock.remaining()):
+        return epochs
+    if clock.exhausted():
+        raise CheckSkipped(f"{check}: the time budget was spent before {pronoun} started.")
+    per_epoch = seconds_per_epoch()
+    fitting = affordable_epochs(epochs, per_epoch, clock.remaining())
+    if fitting < 1:
+        raise CheckSkipped(
+            f"{check}: one epoch of {work} would take about {per_epoch:.1f} s but "
+            f"{clock.remaining():.1f} s are left; raise the budget."
+        )
+    if fitting < epochs:
+        logger.info("%s: %d of %d epochs fit the budget", check, fitting, epochs)
+    return fitting
 
 
 def seconds_per_row(

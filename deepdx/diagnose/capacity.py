@@ -45,8 +45,7 @@ from deepdx.data.splits import Splits
 from deepdx.diagnose._budget import (
     Budget,
     CheckSkipped,
-    affordable_epochs,
-    as_budget,
+    budgeted_epochs,
     seconds_per_row,
 )
 from deepdx.diagnose.evidence import CapacityProbe
@@ -253,31 +252,28 @@ def _probe_epochs(
     loss_fn: LossFn | None,
 ) -> int:
     """Epochs every probe may train so that all of them fit the budget."""
-    clock = as_budget(budget)
-    if math.isinf(clock.remaining()):
-        return config.epochs
-    if clock.exhausted():
-        raise CheckSkipped("capacity probes: the time budget was spent before they started.")
-    train = splits.train
-    rows = train.n_samples + _EVAL_COST * (splits.val.n_samples + config.train_eval_size)
-    base = _factory(variants["base"], train, seed)
-    s_row = seconds_per_row(base, train, config=config, loss_fn=loss_fn, seed=seed)
-    n_base = count_parameters(base())
-    scale = sum(
-        max(1.0, count_parameters(_factory(variant, train, seed)()) / n_base)
-        for variant in variants.values()
-    )
-    workers = max(1, min(effective_n_jobs(n_jobs), len(variants)))
-    per_epoch = rows * s_row * scale / workers
-    epochs = affordable_epochs(config.epochs, per_epoch, clock.remaining())
-    if epochs < 1:
-        raise CheckSkipped(
-            f"capacity probes: one epoch of the {len(variants)} probes would take about "
-            f"{per_epoch:.1f} s but {clock.remaining():.1f} s are left; raise the budget."
+
+    def seconds_per_epoch() -> float:
+        train = splits.train
+        rows = train.n_samples + _EVAL_COST * (splits.val.n_samples + config.train_eval_size)
+        base = _factory(variants["base"], train, seed)
+        s_row = seconds_per_row(base, train, config=config, loss_fn=loss_fn, seed=seed)
+        n_base = count_parameters(base())
+        scale = sum(
+            max(1.0, count_parameters(_factory(variant, train, seed)()) / n_base)
+            for variant in variants.values()
         )
-    if epochs < config.epochs:
-        logger.info("capacity probes: %d of %d epochs fit the budget", epochs, config.epochs)
-    return epochs
+        workers = max(1, min(effective_n_jobs(n_jobs), len(variants)))
+        return rows * s_row * scale / workers
+
+    return budgeted_epochs(
+        budget,
+        config.epochs,
+        seconds_per_epoch,
+        check="capacity probes",
+        pronoun="they",
+        work=f"the {len(variants)} probes",
+    )
 
 
 def _factory(spec: str, train: Dataset, seed: int) -> functools.partial[nn.Module]:

@@ -36,7 +36,6 @@ f̄(x)       (1/B) Σ_b f_b(x)
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -55,8 +54,7 @@ from deepdx.diagnose._budget import (
     Budget,
     CheckSkipped,
     ModelFactory,
-    affordable_epochs,
-    as_budget,
+    budgeted_epochs,
     seconds_per_row,
 )
 from deepdx.diagnose.evidence import LearningCurve
@@ -76,8 +74,6 @@ __all__ = [
     "more_data_prediction",
     "stratified_order",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Training-set fractions of a learning curve (scikit-learn-style 10/25/50/100%).
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
@@ -283,23 +279,20 @@ def _curve_epochs(
     loss_fn: LossFn | None,
 ) -> int:
     """Epochs every fit may train so that the whole curve fits the budget."""
-    clock = as_budget(budget)
-    if math.isinf(clock.remaining()):
-        return config.epochs
-    if clock.exhausted():
-        raise CheckSkipped("learning curve: the time budget was spent before it started.")
-    s_row = seconds_per_row(make_model, dataset, config=config, loss_fn=loss_fn)
-    workers = max(1, min(effective_n_jobs(n_jobs), n_folds * len(sizes)))
-    per_epoch = s_row * n_folds * sum(sizes) / workers
-    epochs = affordable_epochs(config.epochs, per_epoch, clock.remaining())
-    if epochs < 1:
-        raise CheckSkipped(
-            f"learning curve: one epoch of its {n_folds * len(sizes)} fits would take about "
-            f"{per_epoch:.1f} s but {clock.remaining():.1f} s are left; raise the budget."
-        )
-    if epochs < config.epochs:
-        logger.info("learning curve: %d of %d epochs fit the budget", epochs, config.epochs)
-    return epochs
+
+    def seconds_per_epoch() -> float:
+        s_row = seconds_per_row(make_model, dataset, config=config, loss_fn=loss_fn)
+        workers = max(1, min(effective_n_jobs(n_jobs), n_folds * len(sizes)))
+        return s_row * n_folds * sum(sizes) / workers
+
+    return budgeted_epochs(
+        budget,
+        config.epochs,
+        seconds_per_epoch,
+        check="learning curve",
+        pronoun="it",
+        work=f"its {n_folds * len(sizes)} fits",
+    )
 
 
 def _fit_and_score(

@@ -31,13 +31,13 @@ is never broken), so the layer behaves like a single unit.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
+from deepdx._validation import closest_name
 from deepdx.exceptions import InvalidParameterError
 
 __all__ = [
@@ -79,9 +79,8 @@ def _unknown_name(what: str, got: object, choices: Iterable[str]) -> str:
     """Return 'what got is unknown; expected one of ...; did you mean ...?'."""
     names = list(choices)
     message = f"{what} {got!r} is not known; expected one of {', '.join(names)}"
-    by_lower = {name.lower(): name for name in names}
-    close = difflib.get_close_matches(str(got).lower(), by_lower, n=1) if got else []
-    return message + (f"; did you mean {by_lower[close[0]]!r}?" if close else ".")
+    close = closest_name(str(got), names, ignore_case=True) if got else None
+    return message + (f"; did you mean {close!r}?" if close is not None else ".")
 
 
 def init_problem(init: object) -> str | None:

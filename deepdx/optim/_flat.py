@@ -37,110 +37,44 @@ point is a step too long: the search backs off, and the parameters end on a fini
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from deepdx._validation import Constraint, Interval, param_problems
 from deepdx.exceptions import InvalidParameterError, NumericalError
 from deepdx.optim.line_search import LineSearch, ObjFn, armijo_backtracking, strong_wolfe
 
-__all__ = ["Constraint", "FlatOptimizer", "Interval", "OneOf", "scaled"]
+__all__ = ["FlatOptimizer", "scaled", "unscaled"]
 
 LINE_SEARCHES = ("armijo", "strong_wolfe")
 
 
 # ----------------------------------------------------------------------------------------
-# Declarative hyperparameter constraints
+# Shared hyperparameter constraints
 # ----------------------------------------------------------------------------------------
-
-
-class Constraint(Protocol):
-    """A rule one hyperparameter must follow."""
-
-    def problem(self, name: str, value: object, owner: str) -> str | None:
-        """Return a sentence saying what is wrong with ``value``, or None if it is fine."""
-        ...
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Numbers of one kind within bounds: ``Interval(float, low=0, low_open=True)`` is > 0."""
-
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    none_ok: bool = False
-
-    def problem(self, name: str, value: object, owner: str) -> str | None:
-        """Return a sentence saying what is wrong with ``value``, or None if it is fine."""
-        if (value is None and self.none_ok) or self._holds(value):
-            return None
-        return f"`{name}` of {owner} must be {self.describe()}; got {value!r}."
-
-    def _holds(self, value: object) -> bool:
-        """Whether ``value`` has the right kind and lies within the bounds."""
-        kinds = (int, float) if self.kind is float else (int,)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return False
-        number = float(value)
-        if not math.isfinite(number):
-            return False
-        above = self.low is None or (number > self.low if self.low_open else number >= self.low)
-        below = self.high is None or (number < self.high if self.high_open else number <= self.high)
-        return above and below
-
-    def describe(self) -> str:
-        """Spell the allowed values out, e.g. ``a float in (0, 1)``."""
-        noun = "a float" if self.kind is float else "an int"
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            text = f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
-        elif self.low is not None:
-            text = f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
-        else:
-            text = noun
-        return text + (" or None" if self.none_ok else "")
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """One of a few named options (``None`` allowed if listed), or a callable if allowed."""
-
-    options: tuple[str | None, ...]
-    callable_ok: bool = False
-
-    def problem(self, name: str, value: object, owner: str) -> str | None:
-        """Return a sentence saying what is wrong with ``value``, or None if it is fine."""
-        names = [option for option in self.options if option is not None]
-        if (value is None and None in self.options) or (isinstance(value, str) and value in names):
-            return None
-        if self.callable_ok and callable(value):
-            return None
-        allowed = ", ".join(repr(option) for option in self.options)
-        allowed += " or a line-search callable" if self.callable_ok else ""
-        close = difflib.get_close_matches(value, names, 1, 0.5) if isinstance(value, str) else []
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"`{name}` of {owner} must be one of {allowed}; got {value!r}.{hint}"
-
 
 POSITIVE = Interval(float, low=0.0, low_open=True)
 NONNEGATIVE = Interval(float, low=0.0)
 UNIT = Interval(float, low=0.0, high=1.0, low_open=True, high_open=True)
 AT_LEAST_ONE = Interval(int, low=1)
+LINE_SEARCH_CALLABLE = "a line-search callable"
+"""How a ``line_search`` constraint names the callables it accepts besides the names."""
 
 
 def scaled(v: Tensor, scale: Tensor | None) -> Tensor:
     """Return ``D v`` for the learning-rate metric ``D`` (``v`` itself when ``D = I``)."""
     return v if scale is None else v * scale  # (n,)
+
+
+def unscaled(v: Tensor, scale: Tensor | None) -> Tensor:
+    """Return ``D⁻¹ v`` for the learning-rate metric ``D`` (``v`` itself when ``D = I``)."""
+    return v if scale is None else v / scale  # (n,)
 
 
 # ----------------------------------------------------------------------------------------
@@ -188,12 +122,9 @@ class FlatOptimizer(Optimizer):
     def _setting_problems(self, settings: dict[str, Any]) -> list[str]:
         """Every broken constraint of a group, and every setting that differs from group 0."""
         owner = type(self).__name__
-        problems = [
-            problem
-            for name, rule in self._constraints.items()
-            if (problem := rule.problem(name, settings[name], owner)) is not None
-        ]
-        if "c1" in settings and "c2" in settings and not settings["c1"] < settings["c2"]:
+        problems = param_problems(owner, settings, self._constraints)
+        wolfe = {k: settings[k] for k in ("c1", "c2") if k in settings}
+        if len(wolfe) == 2 and not problems and not settings["c1"] < settings["c2"]:
             problems.append(
                 f"{owner} needs c1 < c2; got c1={settings['c1']}, c2={settings['c2']}. The usual "
                 "values are c1=1e-4 with c2=0.9 (quasi-Newton) or c2=0.1 (nonlinear CG)."

@@ -23,15 +23,15 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from deepdx._validation import Constraint, OneOf
 from deepdx.optim._flat import (
     AT_LEAST_ONE,
+    LINE_SEARCH_CALLABLE,
     LINE_SEARCHES,
     NONNEGATIVE,
     POSITIVE,
     UNIT,
-    Constraint,
     FlatOptimizer,
-    OneOf,
     scaled,
 )
 from deepdx.optim.line_search import LineSearch
@@ -114,7 +114,7 @@ class GradientDescent(FlatOptimizer):
 
     _constraints: ClassVar[dict[str, Constraint]] = {
         "lr": POSITIVE,
-        "line_search": OneOf((*LINE_SEARCHES, None), callable_ok=True),
+        "line_search": OneOf((*LINE_SEARCHES, None), callable_name=LINE_SEARCH_CALLABLE),
         "max_iter": AT_LEAST_ONE,
         "tolerance_grad": NONNEGATIVE,
         "tolerance_change": NONNEGATIVE,

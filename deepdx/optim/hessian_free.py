@@ -54,21 +54,21 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from deepdx._validation import Constraint, Interval, OneOf
 from deepdx.curvature import MatVec, ggn_operator, hessian_operator
 from deepdx.exceptions import InvalidParameterError, NumericalError
 from deepdx.optim._cg import CGResult, cg_solve, geometric_iterations
 from deepdx.optim._flat import (
     AT_LEAST_ONE,
+    LINE_SEARCH_CALLABLE,
     NONNEGATIVE,
     POSITIVE,
     UNIT,
-    Constraint,
     FlatOptimizer,
-    Interval,
-    OneOf,
+    unscaled,
 )
+from deepdx.optim._second_order import adapted_damping, differentiable_loss
 from deepdx.optim.line_search import LineSearch
-from deepdx.optim.newton import _adapted_damping, _differentiable_loss
 
 __all__ = ["CURVATURES", "HessianFree"]
 
@@ -229,7 +229,7 @@ class HessianFree(FlatOptimizer):
         "cg_tol": NONNEGATIVE,
         "warm_start_decay": Interval(float, low=0.0, high=1.0),
         "preconditioner": OneOf(("martens", None)),
-        "line_search": OneOf(("armijo", None), callable_ok=True),
+        "line_search": OneOf(("armijo", None), callable_name=LINE_SEARCH_CALLABLE),
         "structural_damping": NONNEGATIVE,
         "tolerance_grad": NONNEGATIVE,
         "tolerance_change": NONNEGATIVE,
@@ -344,7 +344,7 @@ class HessianFree(FlatOptimizer):
             if group["curvature"] == "ggn":
                 assert outputs_fn is not None and loss_on_outputs is not None
                 return ggn_operator(outputs_fn, loss_on_outputs, self._params)
-            objective = _differentiable_loss(curvature_closure or closure)
+            objective = differentiable_loss(curvature_closure or closure)
             state["func_evals"] += 1
             return hessian_operator(lambda: objective, self._params)
 
@@ -396,7 +396,7 @@ class HessianFree(FlatOptimizer):
             f_new, g_new, t, _ = self._move(
                 closure, delta, state, t=lr, f=f, g=g, gtd=gtd, n_evals=0, last=last
             )
-        state["damping"] = _adapted_damping(state["damping"], state["rho"] if t > 0 else -1.0)
+        state["damping"] = adapted_damping(state["damping"], state["rho"] if t > 0 else -1.0)
         if t == 0.0:
             state["cg_x"] = torch.zeros_like(delta)  # (n,) do not warm-start from a failure
         return f_new, g_new, t * delta
@@ -412,7 +412,7 @@ class HessianFree(FlatOptimizer):
         group, state = self.param_groups[0], self._algorithm_state()
         damping, mu = state["damping"], group["structural_damping"]
         _, scale = self._metric()
-        tikhonov = damping * (torch.ones_like(g) if scale is None else 1.0 / scale)  # (n,)
+        tikhonov = damping * unscaled(torch.ones_like(g), scale)  # (n,) λ D⁻¹
 
         def matvec(v: Tensor) -> Tensor:
             Av = B(v) + tikhonov * v  # (n,)
@@ -448,7 +448,7 @@ class HessianFree(FlatOptimizer):
         def value(delta: Tensor) -> float:
             self._set_x(x + delta)
             state["func_evals"] += 1
-            f = float(_differentiable_loss(closure).detach())
+            f = float(differentiable_loss(closure).detach())
             return f if math.isfinite(f) else math.inf
 
         best_i, best = result.iterates[-1]
@@ -464,7 +464,7 @@ class HessianFree(FlatOptimizer):
     def _model(self, phi: float, delta: Tensor) -> float:
         """Return q(δ) = φ(δ) − ½ λ δᵀD⁻¹δ, CG's model without the Tikhonov term."""
         _, scale = self._metric()
-        weighted = delta if scale is None else delta / scale  # (n,)
+        weighted = unscaled(delta, scale)  # (n,) D⁻¹ δ
         return phi - 0.5 * self._algorithm_state()["damping"] * float(delta.dot(weighted))
 
 

@@ -29,16 +29,15 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from deepdx._validation import Constraint, Interval, OneOf
 from deepdx.optim._flat import (
     AT_LEAST_ONE,
+    LINE_SEARCH_CALLABLE,
     LINE_SEARCHES,
     NONNEGATIVE,
     POSITIVE,
     UNIT,
-    Constraint,
     FlatOptimizer,
-    Interval,
-    OneOf,
     scaled,
 )
 from deepdx.optim.line_search import LineSearch
@@ -197,8 +196,8 @@ class LBFGS(FlatOptimizer):
         "lr": POSITIVE,
         "history_size": AT_LEAST_ONE,
         "max_iter": AT_LEAST_ONE,
-        "max_eval": Interval(int, low=1, none_ok=True),
-        "line_search_fn": OneOf((*LINE_SEARCHES, None), callable_ok=True),
+        "max_eval": Interval(int, low=1, allow_none=True),
+        "line_search_fn": OneOf((*LINE_SEARCHES, None), callable_name=LINE_SEARCH_CALLABLE),
         "tolerance_grad": NONNEGATIVE,
         "tolerance_change": NONNEGATIVE,
         "curvature_eps": NONNEGATIVE,

@@ -49,25 +49,23 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
+from deepdx._validation import Constraint, OneOf
 from deepdx.curvature import DEFAULT_MAX_PARAMS, hessian
 from deepdx.exceptions import InvalidParameterError, NumericalError
 from deepdx.optim._flat import (
     AT_LEAST_ONE,
+    LINE_SEARCH_CALLABLE,
     NONNEGATIVE,
     POSITIVE,
     UNIT,
-    Constraint,
     FlatOptimizer,
-    OneOf,
+    unscaled,
 )
+from deepdx.optim._second_order import adapted_damping, differentiable_loss
 from deepdx.optim.line_search import LineSearch
 
 __all__ = ["Newton"]
-
-DECREASE, INCREASE = 2.0 / 3.0, 3.0 / 2.0
-"""Factors of the Levenberg-Marquardt rule: λ *= 2/3 when ρ > 3/4, λ *= 3/2 when ρ < 1/4."""
 
 _MAX_SHIFTS = 200
 """Most doublings of λ while looking for a positive definite H + λ D⁻¹."""
@@ -169,7 +167,7 @@ class Newton(FlatOptimizer):
         "lr": POSITIVE,
         "damping": NONNEGATIVE,
         "max_params": AT_LEAST_ONE,
-        "line_search": OneOf(("armijo", None), callable_ok=True),
+        "line_search": OneOf(("armijo", None), callable_name=LINE_SEARCH_CALLABLE),
         "max_iter": AT_LEAST_ONE,
         "tolerance_grad": NONNEGATIVE,
         "tolerance_change": NONNEGATIVE,
@@ -273,7 +271,7 @@ class Newton(FlatOptimizer):
 
     def _hessian(self, closure: Callable[[], Tensor], state: dict[str, Any]) -> Tensor:
         """Return the symmetrised dense Hessian (n, n) of the closure's objective at x."""
-        objective = _differentiable_loss(closure)
+        objective = differentiable_loss(closure)
         state["func_evals"] += 1
         params = self._params
         H = hessian(lambda: objective, params, max_params=self.defaults["max_params"])  # (n, n)
@@ -288,7 +286,8 @@ class Newton(FlatOptimizer):
 
     def _newton_direction(self, H: Tensor, g: Tensor, state: dict[str, Any]) -> Tensor:
         """Return ``d = −(H + λ D⁻¹)⁻¹ g`` (n,), raising λ until the matrix is PD (steps 1-2)."""
-        inv_metric = self._inverse_metric(g)  # (n,)
+        _, scale = self._metric()
+        inv_metric = unscaled(torch.ones_like(g), scale)  # (n,) D⁻¹
         beta = _shift_floor(H)
         damping = state["damping"]
         for _ in range(_MAX_SHIFTS):
@@ -303,11 +302,6 @@ class Newton(FlatOptimizer):
             "eigenvalue of H. The Hessian is astronomically large: rescale the loss, or look "
             "for overflow in the model."
         )
-
-    def _inverse_metric(self, g: Tensor) -> Tensor:
-        """Return D⁻¹ = lr_max / lr_group (n,), ones for one group or equal rates."""
-        _, scale = self._metric()
-        return torch.ones_like(g) if scale is None else 1.0 / scale  # (n,)
 
     def _trial(
         self,
@@ -347,91 +341,10 @@ class Newton(FlatOptimizer):
         rho = actual / predicted if accepted and predicted > 0.0 else -math.inf
         floor = 0.0 if accepted else _shift_floor(H)
         state["rho"] = rho
-        state["damping"] = _adapted_damping(state["damping"], rho, floor=floor)
-
-
-def _adapted_damping(damping: float, rho: float, *, floor: float = 0.0) -> float:
-    """Return λ after the Levenberg-Marquardt rule for the reduction ratio ``rho``.
-
-    Parameters
-    ----------
-    damping : float
-        Current λ >= 0.
-    rho : float
-        ρ = actual / predicted reduction of the last step (−∞ for a failed step).
-    floor : float, default=0.0
-        Lower bound for an increased λ (so that λ = 0 can grow).
-
-    Returns
-    -------
-    float
-        ``2/3 λ`` if ρ > 3/4; ``max(3/2 λ, floor)`` if ρ < 1/4; λ otherwise.
-
-    Notes
-    -----
-    Martens (2010, §4.1): the model is trusted more (less damping) when it predicted the
-    decrease well, and less when it overestimated it.
-
-    Examples
-    --------
-    >>> _adapted_damping(1.0, 0.9), _adapted_damping(1.0, 0.1), _adapted_damping(0.0, -1.0)
-    (0.6666666666666666, 1.5, 0.0)
-    """
-    if rho > 0.75:
-        return damping * DECREASE
-    if rho < 0.25:
-        return max(damping * INCREASE, floor)
-    return damping
+        state["damping"] = adapted_damping(state["damping"], rho, floor=floor)
 
 
 def _shift_floor(H: Tensor) -> float:
     """β = 10⁻³ ‖H‖_F, the smallest damping N&W Alg. 3.3 tries (1e-3 when H = 0)."""
     norm = float(torch.linalg.matrix_norm(H))
     return 1e-3 * norm if norm > 0.0 else 1e-3
-
-
-# ----------------------------------------------------------------------------------------
-# A differentiable objective from a standard closure
-# ----------------------------------------------------------------------------------------
-
-
-class _CaptureBackward(TorchFunctionMode):
-    """Turn ``Tensor.backward()`` into a no-op that records what it was called on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.objectives: list[Tensor] = []
-
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        if func is not Tensor.backward:
-            return func(*args, **kwargs)
-        tensor = args[0]
-        weight = kwargs.get("gradient", args[1] if len(args) > 1 else None)
-        self.objectives.append(tensor.sum() if weight is None else (tensor * weight).sum())
-        return None
-
-
-def _differentiable_loss(closure: Callable[[], Tensor]) -> Tensor:
-    """Call ``closure`` with its ``backward()`` calls skipped; return the objective with graph.
-
-    The objective is the sum of the tensors the closure called ``backward()`` on (each
-    weighted by its ``gradient`` argument), or the returned loss if it called none. Its
-    gradient is the one ``backward()`` would have accumulated, and its graph is intact,
-    so curvature products can differentiate it twice.
-    """
-    with torch.enable_grad():
-        with _CaptureBackward() as mode:
-            loss = closure()
-        if not mode.objectives:
-            return loss
-        total = mode.objectives[0]
-        for objective in mode.objectives[1:]:
-            total = total + objective  # keeps the graph: grad mode is still on
-    return total

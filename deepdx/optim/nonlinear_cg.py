@@ -27,16 +27,15 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from deepdx._validation import Constraint, Interval, OneOf
 from deepdx.optim._flat import (
     AT_LEAST_ONE,
+    LINE_SEARCH_CALLABLE,
     LINE_SEARCHES,
     NONNEGATIVE,
     POSITIVE,
     UNIT,
-    Constraint,
     FlatOptimizer,
-    Interval,
-    OneOf,
     scaled,
 )
 from deepdx.optim.line_search import LineSearch
@@ -137,9 +136,9 @@ class NonlinearCG(FlatOptimizer):
     _constraints: ClassVar[dict[str, Constraint]] = {
         "lr": POSITIVE,
         "beta": OneOf(BETAS),
-        "line_search": OneOf(LINE_SEARCHES, callable_ok=True),
-        "restart": Interval(int, low=1, none_ok=True),
-        "restart_orthogonality": Interval(float, low=0.0, low_open=True, none_ok=True),
+        "line_search": OneOf(LINE_SEARCHES, callable_name=LINE_SEARCH_CALLABLE),
+        "restart": Interval(int, low=1, allow_none=True),
+        "restart_orthogonality": Interval(float, low=0.0, low_open=True, allow_none=True),
         "max_iter": AT_LEAST_ONE,
         "tolerance_grad": NONNEGATIVE,
         "tolerance_change": NONNEGATIVE,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from deepdx._random import make_generator
+from deepdx._random import make_generator, seeded_torch
 
 Objective = Callable[[Tensor], Tensor]
 
@@ -71,3 +71,30 @@ def run_until_stalled(
         unchanged = unchanged + 1 if same else 0
         if unchanged == 3:
             return
+
+
+def fit_least_squares(
+    factory: Callable[..., torch.optim.Optimizer], *, seed: int, steps: int, **kwargs: object
+) -> tuple[Tensor, Tensor]:
+    """Train Linear(3, 2) on seeded data by MSE in a standard closure loop, lr=1.
+
+    Returns the trained [W'; b] (4, 2) and the least-squares solution it should reach.
+    """
+    gen = make_generator(seed)
+    X = torch.randn(30, 3, generator=gen, dtype=torch.float64)  # (30, 3)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)  # (30, 2)
+    with seeded_torch(0):
+        model = torch.nn.Linear(3, 2).double()
+    optimizer = factory(model.parameters(), lr=1.0, **kwargs)
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(X), y)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        optimizer.step(closure)
+    X1 = torch.cat([X, torch.ones(30, 1, dtype=torch.float64)], dim=1)  # (30, 4)
+    solution = torch.linalg.lstsq(X1, y).solution  # (4, 2) least-squares weights and bias
+    return torch.cat([model.weight.detach().T, model.bias.detach()[None]]), solution

@@ -12,6 +12,7 @@ from deepdx._random import make_generator, seeded_torch
 from deepdx.exceptions import InvalidParameterError, NumericalError
 from deepdx.optim import GradientDescent
 from deepdx.optim.hessian_free import HessianFree, _fisher_diagonal
+from tests.optim.problems import fit_least_squares
 
 TIGHT = {"tolerance_grad": 1e-12, "tolerance_change": 0.0}
 
@@ -265,29 +266,12 @@ def test_hessian_free_state_dict_round_trip_gives_the_same_next_iterate_bitwise(
 
 
 def test_hessian_free_is_a_drop_in_for_torch_lbfgs_in_a_training_loop():
-    gen = make_generator(2)
-    X = torch.randn(30, 3, generator=gen, dtype=torch.float64)
-    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
-    results = {}
-    for name, factory in {"lbfgs": torch.optim.LBFGS, "hf": HessianFree}.items():
-        with seeded_torch(0):
-            model = torch.nn.Linear(3, 2).double()
-        kwargs = {"curvature": "hessian", "damping": 1e-3} if name == "hf" else {}
-        optimizer = factory(model.parameters(), lr=1.0, **kwargs)
-
-        def closure(model=model, optimizer=optimizer):
-            optimizer.zero_grad()
-            loss = F.mse_loss(model(X), y)
-            loss.backward()
-            return loss
-
-        for _ in range(8):
-            optimizer.step(closure)
-        results[name] = torch.cat([model.weight.detach().T, model.bias.detach()[None]])
-    X1 = torch.cat([X, torch.ones(30, 1, dtype=torch.float64)], dim=1)
-    solution = torch.linalg.lstsq(X1, y).solution  # (4, 2) least-squares weights and bias
-    torch.testing.assert_close(results["hf"], solution, atol=1e-6, rtol=0)
-    torch.testing.assert_close(results["lbfgs"], solution, atol=1e-4, rtol=0)
+    hf, solution = fit_least_squares(
+        HessianFree, seed=2, steps=8, curvature="hessian", damping=1e-3
+    )
+    lbfgs, _ = fit_least_squares(torch.optim.LBFGS, seed=2, steps=8)
+    torch.testing.assert_close(hf, solution, atol=1e-6, rtol=0)
+    torch.testing.assert_close(lbfgs, solution, atol=1e-4, rtol=0)
 
 
 @pytest.mark.gpu

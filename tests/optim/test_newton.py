@@ -8,10 +8,17 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from deepdx._random import make_generator, seeded_torch
+from deepdx._random import make_generator
 from deepdx.exceptions import InvalidParameterError
 from deepdx.optim.newton import Newton
-from tests.optim.problems import ROSENBROCK_START, make_closure, make_spd, quadratic, rosenbrock
+from tests.optim.problems import (
+    ROSENBROCK_START,
+    fit_least_squares,
+    make_closure,
+    make_spd,
+    quadratic,
+    rosenbrock,
+)
 
 
 def _newton(x0, objective, **kwargs):
@@ -165,28 +172,10 @@ def test_newton_state_dict_round_trip_gives_the_same_next_iterate_bitwise():
 
 
 def test_newton_is_a_drop_in_for_torch_lbfgs_in_a_training_loop():
-    gen = make_generator(1)
-    X = torch.randn(30, 3, generator=gen, dtype=torch.float64)
-    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
-    results = {}
-    for name, factory in {"lbfgs": torch.optim.LBFGS, "newton": Newton}.items():
-        with seeded_torch(0):
-            model = torch.nn.Linear(3, 2).double()
-        optimizer = factory(model.parameters(), lr=1.0)
-
-        def closure(model=model, optimizer=optimizer):
-            optimizer.zero_grad()
-            loss = F.mse_loss(model(X), y)
-            loss.backward()
-            return loss
-
-        for _ in range(5):
-            optimizer.step(closure)
-        results[name] = torch.cat([model.weight.detach().T, model.bias.detach()[None]])
-    X1 = torch.cat([X, torch.ones(30, 1, dtype=torch.float64)], dim=1)
-    solution = torch.linalg.lstsq(X1, y).solution  # (4, 2) least-squares weights and bias
-    torch.testing.assert_close(results["newton"], solution, atol=1e-8, rtol=0)
-    torch.testing.assert_close(results["lbfgs"], solution, atol=1e-4, rtol=0)
+    newton, solution = fit_least_squares(Newton, seed=1, steps=5)
+    lbfgs, _ = fit_least_squares(torch.optim.LBFGS, seed=1, steps=5)
+    torch.testing.assert_close(newton, solution, atol=1e-8, rtol=0)
+    torch.testing.assert_close(lbfgs, solution, atol=1e-4, rtol=0)
 
 
 @pytest.mark.gpu

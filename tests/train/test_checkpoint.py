@@ -3,8 +3,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pickle
-import pickletools
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -26,29 +24,13 @@ from deepdx.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from tests.pickle_exploit import pickle_payload
 
 FILES = ("model.safetensors", "state.safetensors", "state.json")
 
 # ---------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------
-
-
-class _Exploit:
-    """Unpickling this calls os.mkdir(sentinel): the sentinel existing proves code ran."""
-
-    def __init__(self, sentinel: Path) -> None:
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.sentinel),))
-
-
-def _pickle_payload(sentinel: Path) -> bytes:
-    payload = pickle.dumps(_Exploit(sentinel), protocol=4)
-    opcodes = {op.name for op, _, _ in pickletools.genops(payload)}  # inspects, never runs
-    assert "REDUCE" in opcodes and b"mkdir" in payload  # it would call os.mkdir if unpickled
-    return payload
 
 
 def _model(seed: int) -> nn.Module:
@@ -416,7 +398,7 @@ def test_load_checkpoint_refuses_changed_size(tmp_path):
 def test_load_checkpoint_refuses_planted_pickle_by_hash(tmp_path, name):
     folder = _save(tmp_path, "a", w=torch.ones(2))
     sentinel = tmp_path / "pwned"
-    (folder / name).write_bytes(_pickle_payload(sentinel))
+    (folder / name).write_bytes(pickle_payload(sentinel))
     with pytest.raises(UnsafeFileError, match=re.escape(name) + " does not match"):
         load_checkpoint(tmp_path)
     assert not sentinel.exists()
@@ -426,7 +408,7 @@ def test_load_checkpoint_refuses_planted_pickle_by_hash(tmp_path, name):
 def test_load_checkpoint_refuses_planted_pickle_with_forged_manifest(tmp_path, name):
     folder = _save(tmp_path, "a", w=torch.ones(2))
     sentinel = tmp_path / "pwned"
-    (folder / name).write_bytes(_pickle_payload(sentinel))
+    (folder / name).write_bytes(pickle_payload(sentinel))
     _forge_manifest(folder, name)
     with pytest.raises(UnsafeFileError, match=re.escape(name) + " is a Python pickle"):
         load_checkpoint(tmp_path)
