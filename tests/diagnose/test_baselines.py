@@ -65,8 +65,8 @@ def _direct(name, task, seed=0, n_outputs=1):
     models = {
         "classification": {
             "dummy": DummyClassifier(strategy="most_frequent"),
-            "logistic_regression": LogisticRegression(max_iter=5_000),
-            "linear_svm": LinearSVC(dual="auto", max_iter=10_000, random_state=seed),
+            "logistic_regression": LogisticRegression(max_iter=1_000),
+            "linear_svm": LinearSVC(dual="auto", max_iter=1_000, random_state=seed),
             "knn": KNeighborsClassifier(n_neighbors=5),
             "rbf_svm": SVC(kernel="rbf"),
         },
@@ -74,7 +74,7 @@ def _direct(name, task, seed=0, n_outputs=1):
             "dummy": DummyRegressor(strategy="mean"),
             "ridge": Ridge(),
             "linear_svr": LinearSVR(
-                loss="squared_epsilon_insensitive", dual="auto", max_iter=10_000, random_state=seed
+                loss="squared_epsilon_insensitive", dual="auto", max_iter=1_000, random_state=seed
             ),
             "knn": KNeighborsRegressor(n_neighbors=5),
             "rbf_svr": SVR(kernel="rbf"),
@@ -111,9 +111,9 @@ def test_fit_baselines_scores_equal_direct_sklearn_pipelines_classification(make
     assert [r.name for r in results] == [
         "dummy",
         "logistic_regression",
-        "linear_svm",
         "knn",
         "rbf_svm",
+        "linear_svm",
     ]
     assert {r.metric for r in results} == {"accuracy"}
     assert all(r.note == "" and r.fit_seconds >= 0 for r in results)

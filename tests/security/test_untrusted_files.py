@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from deepdx.data import load, read_csv, read_idx, read_image_folder, read_npz
-from deepdx.exceptions import DataError, UnsafeFileError
+from deepdx.exceptions import DataError, InvalidParameterError, UnsafeFileError
 from deepdx.io import load_tensors, read_json, read_tensor_metadata, save_tensors
 from deepdx.runs import RunConfig, load_run
 from deepdx.train.checkpoint import load_checkpoint, save_checkpoint
@@ -237,22 +237,26 @@ def test_load_run_refuses_model_file_replaced_by_payload(tmp_path, sentinel, bui
     assert not sentinel.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="deepdx.runs.load_run imports the FILE.py:FUNCTION model named in run.json, so an "
-    "edited run.json runs code on `deepdx evaluate`; reported to the lead (runs.py).",
-)
-def test_load_run_does_not_import_code_named_by_run_json(tmp_path):
-    ran = tmp_path / "ran"
+def _model_file(tmp_path, ran):
+    """A model file whose import creates the folder ``ran``."""
     evil = tmp_path / "evil_model.py"
     evil.write_text(f"import os\nos.mkdir({str(ran)!r})\n\ndef make(*args, **kwargs):\n    pass\n")
-    run = _finished_run(tmp_path / "run", model=f"{evil}:make")
-    try:
+    return evil
+
+
+def test_load_run_does_not_import_code_named_by_run_json(tmp_path, sentinel):
+    run = _finished_run(tmp_path / "run", model=f"{_model_file(tmp_path, sentinel)}:make")
+    with pytest.raises(UnsafeFileError, match="names the Python file .* loading it runs that"):
         load_run(run)
-    except Exception:  # noqa: BLE001 - any refusal will do; what matters is the import
-        pass
-    assert not ran.exists(), "load_run executed the Python file named in run.json"
+    assert not sentinel.exists()
+
+
+def test_load_run_imports_model_file_only_with_allow_code(tmp_path):
+    ran = tmp_path / "ran"
+    run = _finished_run(tmp_path / "run", model=f"{_model_file(tmp_path, ran)}:make")
+    with pytest.raises(InvalidParameterError, match="must return a torch.nn.Module"):
+        load_run(run, allow_code=True)  # make() builds no model, but the import ran
+    assert ran.is_dir()  # the payload above is live: only allow_code kept it from running
 
 
 # ---------------------------------------------------------------------------------------
