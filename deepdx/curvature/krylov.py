@@ -15,21 +15,26 @@ approximations to the extreme eigenvalues any m products can give; the extreme R
 converge first and far faster than power iteration when eigenvalues cluster.
 
 1. w = A q_j, α_j = q_jᵀ w.
-2. Orthogonalise w against every q_0 .. q_j, twice (full reorthogonalisation; it
-   subsumes the three-term recurrence and prevents spurious copies of converged θ).
+2. w ← w − α_j q_j − β_{j-1} q_{j-1} (the three-term recurrence), then orthogonalise w once
+   more against every q_0 .. q_j (full reorthogonalisation, one classical Gram-Schmidt
+   pass). It prevents spurious copies of converged θ; a second pass runs only when the
+   first cancelled most of w (‖w‖ fell below ‖w_before‖ / √2: "twice is enough").
 3. β_j = ‖w‖, q_{j+1} = w / β_j. If β_j <= 1000·ε·‖A‖ the space is invariant: restart with a
    random vector orthogonal to Q and set β_j = 0 (this finds repeated eigenvalues).
 4. Stop when the wanted Ritz pairs have r_i <= tol·max|θ| (never right after a restart,
    whose residuals are exactly zero), or when m reaches max_iter or P.
 
-Cost: m products, O(m²P) for reorthogonalisation, O(mP) memory for Q, and an (m, m)
+Cost: m products, about 2·m²·P flops (and reads of Q) for reorthogonalisation, O(mP)
+memory for Q, which grows with m (rows are never zero-filled), and an (m, m)
 eigendecomposition per step. Like every Krylov method it may miss an eigenvalue whose
 eigenvector is orthogonal to the start; a random start makes that improbable.
 
 References
 ----------
 C. Lanczos, J. Res. Nat. Bur. Standards 45, 1950. B. N. Parlett, "The Symmetric Eigenvalue
-Problem", SIAM 1998, ch. 13.
+Problem", SIAM 1998, ch. 13. J. W. Daniel, W. B. Gragg, L. Kaufman, G. W. Stewart,
+"Reorthogonalization and stable algorithms for updating the Gram-Schmidt QR factorization",
+Math. Comp. 30, 1976 (the second-pass test).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ WHICH = ("largest", "smallest", "magnitude")
 
 _BREAKDOWN = 1e3
 """β_j <= _BREAKDOWN·ε·‖A‖ counts as zero (rounding after reorthogonalisation is ~ε·‖A‖)."""
+
+_REPEAT = 1 / math.sqrt(2)
+"""A Gram-Schmidt pass that leaves less than this share of ‖x‖ is repeated (DGKS test)."""
 
 # (theta (m,), S (m, m), beta_m) -> stop?
 _Stop = Callable[[Tensor, Tensor, float], bool]
@@ -221,21 +229,27 @@ def _run(
     """Run Lanczos steps 1-4 of the module docstring; return T's entries and the basis Q."""
     n, dtype, device = spec
     m_max = min(max_iter, n)
-    Q = torch.zeros(min(m_max, 32), n, dtype=dtype, device=device)  # (capacity, P)
+    # rows 0..j hold q_0..q_j; row j + 1 is where w, then q_{j+1}, is formed in place
+    Q = torch.empty(min(m_max + 1, 32), n, dtype=dtype, device=device)  # (capacity, P)
+    Q[0] = _unit_orthogonal(random_vector(n, dtype, device, generator), Q[:0])  # q_0
     alpha: list[float] = []
     beta: list[float] = []
-    q = _unit_orthogonal(random_vector(n, dtype, device, generator), Q[:0])  # (P,)
     a_norm, b = 0.0, 0.0
     for j in range(m_max):
-        Q = _ensure_rows(Q, j + 1, m_max)
-        Q[j] = q
-        # Step 1: w = A q_j, α_j = q_jᵀ w
-        w = matvec(q)  # (P,)
-        a_norm = max(a_norm, float(w.norm()))
-        alpha.append(float(torch.dot(q, w)))
-        # Step 2: full reorthogonalisation against q_0 .. q_j, twice
-        w = _project_out(w, Q[: j + 1])  # (P,)
-        b = float(w.norm())
+        Q = _ensure_rows(Q, j + 2, m_max + 1)
+        q, w = Q[j], Q[j + 1]  # (P,), (P,)
+        # Step 1: A q_j, α_j = q_jᵀ A q_j
+        Aq = matvec(q)  # (P,) not ours: never written to
+        alpha.append(float(torch.dot(q, Aq)))
+        # Step 2: w = A q_j − β_{j-1} q_{j-1} − α_j q_j (one pass), then full
+        # reorthogonalisation against q_0 .. q_j
+        b_prev = beta[-1] if beta else 0.0
+        recent = Q[max(j - 1, 0) : j + 1]  # (1 or 2, P) q_{j-1}, q_j
+        coef = torch.tensor([b_prev, alpha[-1]][-len(recent) :], dtype=dtype, device=device)
+        torch.addmv(Aq, recent.T, coef, alpha=-1.0, out=w)  # (P,)
+        del Aq  # freed before the next product, whose output can then reuse its memory
+        b, before = _orthogonalise_(w, Q[: j + 1])
+        a_norm = max(a_norm, math.hypot(alpha[-1], b_prev, before))  # ‖A q_j‖ <= ‖A‖
         # Step 3: invariant subspace reached? (a zero operator restarts at every step)
         restart = b <= _BREAKDOWN * torch.finfo(dtype).eps * a_norm
         # Step 4: convergence test on the wanted Ritz pairs, unless residuals are void
@@ -243,32 +257,48 @@ def _run(
         if j + 1 == m_max or (stop is not None and checked and stop(*_eigh(alpha, beta), b)):
             break
         if restart:
-            q, b = _unit_orthogonal(random_vector(n, dtype, device, generator), Q[: j + 1]), 0.0
+            w.copy_(random_vector(n, dtype, device, generator))
+            _unit_orthogonal(w, Q[: j + 1])
+            b = 0.0
         else:
-            q = w / b
+            w.div_(b)  # q_{j+1} = w / β_j
         beta.append(b)
     return _Krylov(alpha, beta, Q[: len(alpha)], b)
 
 
-def _ensure_rows(Q: Tensor, rows: int, m_max: int) -> Tensor:
-    """Return Q with at least ``rows`` rows, doubling its capacity up to ``m_max``."""
+def _ensure_rows(Q: Tensor, rows: int, cap: int) -> Tensor:
+    """Return Q with at least ``rows`` rows, doubling its capacity up to ``cap`` rows."""
     if Q.shape[0] >= rows:
         return Q
-    extra = min(Q.shape[0], m_max - Q.shape[0])
-    return torch.cat([Q, Q.new_zeros(extra, Q.shape[1])])  # (capacity, P)
+    extra = min(Q.shape[0], cap - Q.shape[0])
+    return torch.cat([Q, Q.new_empty(extra, Q.shape[1])])  # (capacity, P)
 
 
-def _project_out(x: Tensor, Q: Tensor) -> Tensor:
-    """Return x minus its projection on the rows of Q, twice ("twice is enough")."""
-    for _ in range(2):
-        x = x - Q.T @ (Q @ x)  # (P,)
-    return x
+def _orthogonalise_(x: Tensor, Q: Tensor) -> tuple[float, float]:
+    """Project the rows of Q out of x in place; return ‖x‖ after and before.
+
+    One classical Gram-Schmidt pass x ← x − Qᵀc with c = Q x, repeated once when it removed
+    most of x (‖x‖ fell below ‖x_before‖ / √2), after which x is orthogonal to working
+    precision. With orthonormal rows ‖x_before‖² = ‖c‖² + ‖x_after‖², so no norm is taken
+    before the pass.
+    """
+    if Q.shape[0] == 0:
+        norm = float(x.norm())
+        return norm, norm
+    c = Q @ x  # (j,)
+    x.addmv_(Q.T, c, alpha=-1.0)  # (P,) x − Qᵀc
+    after = float(x.norm())
+    before = math.hypot(float(c.norm()), after)  # ‖x_before‖, by Pythagoras
+    if after < _REPEAT * before:  # cancellation: rounding left components along Q
+        x.addmv_(Q.T, Q @ x, alpha=-1.0)  # (P,)
+        after = float(x.norm())
+    return after, before
 
 
 def _unit_orthogonal(x: Tensor, Q: Tensor) -> Tensor:
-    """Return x orthogonalised against the rows of Q and normalised."""
-    x = _project_out(x, Q)  # (P,)
-    return x / x.norm()
+    """Return x (a tensor of ours, changed in place) orthogonalised against Q and normalised."""
+    norm, _ = _orthogonalise_(x, Q)
+    return x.div_(norm)
 
 
 def _eigh(alpha: list[float], beta: list[float]) -> tuple[Tensor, Tensor]:

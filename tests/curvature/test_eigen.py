@@ -103,6 +103,25 @@ def test_lanczos_needs_fewer_products_than_power_when_eigenvalues_cluster():
     assert counts["lanczos"] < counts["power"]
 
 
+def test_lanczos_keeps_basis_orthonormal_on_graded_spectrum():
+    # eigenvalues spread over 8 decades: without reorthogonalisation the converged top
+    # values come back as spurious copies and the small ones are missed
+    eigenvalues = torch.logspace(-8, 0, 60, dtype=torch.float64)
+    A = make_symmetric(eigenvalues, seed=7)
+    got = ritz_values(lambda v: A @ v, like(60), max_iter=60)
+    torch.testing.assert_close(got, eigenvalues, rtol=0, atol=1e-12)
+    values, vectors = lanczos(lambda v: A @ v, like(60), 6, tol=1e-12)
+    torch.testing.assert_close(vectors.T @ vectors, torch.eye(6, dtype=torch.float64))
+    torch.testing.assert_close(values, eigenvalues.flip(0)[:6], rtol=1e-10, atol=0)
+
+
+def test_lanczos_never_writes_into_operator_output():
+    # the identity returns its input, a row of the Lanczos basis, as A q
+    values, vectors = lanczos(lambda v: v, like(12), 3)
+    assert values.tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
+    torch.testing.assert_close(vectors.T @ vectors, torch.eye(3, dtype=torch.float64))
+
+
 def test_lanczos_exact_for_zero_operator():
     values = top_eigenvalues(lambda v: 0 * v, like(30), 2)
     assert values.tolist() == [0.0, 0.0]

@@ -19,11 +19,15 @@ from deepdx._random import seeded_torch
 
 __all__ = [
     "WEIGHT_LAYER_TYPES",
+    "copy_",
     "differences",
     "global_norm",
+    "host_floats",
     "measuring",
+    "norm_list",
     "norms",
     "on_schedule",
+    "subtract_",
     "take_probe",
     "trainable_parameters",
     "weight_layers",
@@ -70,16 +74,44 @@ def on_schedule(step: int, every: int) -> bool:
 # and torch.optim use: one kernel launch for a whole list of tensors instead of one each.
 _foreach_norm = torch._foreach_norm  # pyright: ignore[reportPrivateImportUsage]
 _foreach_sub = torch._foreach_sub  # pyright: ignore[reportPrivateImportUsage]
+_foreach_sub_ = torch._foreach_sub_  # pyright: ignore[reportPrivateImportUsage]
+_foreach_copy_ = torch._foreach_copy_  # pyright: ignore[reportPrivateImportUsage]
+
+
+def norm_list(tensors: Sequence[Tensor]) -> list[Tensor]:
+    """Return the Euclidean norm of each tensor as a list of 0-d tensors, with one kernel."""
+    return list(_foreach_norm(tensors if isinstance(tensors, list) else list(tensors)))
 
 
 def norms(tensors: Sequence[Tensor]) -> Tensor:
     """Return the Euclidean norm of each tensor, shape (m,), with one multi-tensor kernel."""
-    return torch.stack(_foreach_norm(list(tensors)))  # (m,)
+    return torch.stack(norm_list(tensors))  # (m,)
+
+
+def host_floats(tensors: Sequence[Tensor]) -> list[float]:
+    """Return the values of 0-d tensors as Python floats, with at most one device sync.
+
+    On the CPU each value is read directly (``item``: no kernel); elsewhere the tensors are
+    stacked and copied to the host in one transfer.
+    """
+    if not tensors or tensors[0].is_cpu:
+        return [t.item() for t in tensors]
+    return torch.stack(list(tensors)).tolist()
 
 
 def differences(tensors: Sequence[Tensor], others: Sequence[Tensor]) -> list[Tensor]:
     """Return ``[t - o for t, o in zip(tensors, others)]`` with one multi-tensor kernel."""
     return list(_foreach_sub(list(tensors), list(others)))
+
+
+def copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
+    """Copy ``sources[i]`` into ``targets[i]`` for every i, with one multi-tensor kernel."""
+    _foreach_copy_(list(targets), list(sources))
+
+
+def subtract_(tensors: Sequence[Tensor], others: Sequence[Tensor]) -> None:
+    """Subtract ``others[i]`` from ``tensors[i]`` in place for every i, with one kernel."""
+    _foreach_sub_(list(tensors), list(others))
 
 
 def global_norm(tensors: Sequence[Tensor]) -> Tensor:

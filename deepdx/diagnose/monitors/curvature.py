@@ -89,10 +89,12 @@ class CurvatureMonitor(Callback):
     Notes
     -----
     A measurement at step 0, before training, is always taken; it is the one a run that
-    diverges (and so never reaches its end) still has. Each measurement costs one gradient
-    evaluation that records its graph plus 4-15 Hessian-vector products (about 1.5 training
-    steps each on a 64-row probe), about 15-30 training steps in all on an MLP; hence the
-    sparse default schedule. Add epochs for long runs, where the cost is relatively small.
+    diverges (and so never reaches its end) still has. Each measurement costs one forward
+    and backward pass that records its graph (the forward also tells whether the probe loss
+    is finite) plus 4-15 Hessian-vector products (each about 0.7 of a training step on a
+    64-row probe) and Lanczos' vector work, about 10-20 training steps in all on a
+    784-256-10 MLP; hence the sparse default schedule. Add epochs for long runs, where the
+    cost is relatively small.
 
     The model is put in eval mode for the measurement: with dropout active every
     Hessian-vector product would see a different random loss, so the iteration would not
@@ -208,13 +210,13 @@ class CurvatureMonitor(Callback):
         """Return (λ_max, converged) of the probe loss at the current weights (NaN if L is)."""
         model, loss_fn = state.model, state.loss_fn
         with measuring(model), warnings.catch_warnings(record=True) as caught:
-            with torch.no_grad():
-                finite = bool(torch.isfinite(loss_fn(model, probe)))
-            if not finite:  # NaN or inf weights or data: there is no curvature to measure
+            with torch.enable_grad():
+                loss = loss_fn(model, probe)  # () its graph serves every product
+            if not bool(torch.isfinite(loss)):  # NaN or inf weights or data: no curvature
                 return math.nan, True
             warnings.simplefilter("always")
             value = hessian_top_eigenvalue(
-                lambda: loss_fn(model, probe),
+                lambda: loss,
                 trainable_parameters(model),
                 method=self.method,
                 max_iter=self.max_iter,

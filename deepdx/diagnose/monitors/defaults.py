@@ -42,10 +42,11 @@ def default_monitors(
     Signal names are those of :mod:`deepdx.diagnose.signals`, plus
     ``soft_saturated_fraction/{layer}`` and ``lr_times_lambda_max``.
 
-    The main costs are the extra read of every gradient at each step (``grad_norm``) and
-    the two λ_max measurements, a fixed cost of about 15-30 training steps each; on short
-    runs of small models that is a noticeable share (``benchmarks/monitor_overhead.py``
-    measures it). ``GradientMonitor(every=4)`` and ``curvature=False`` are the levers.
+    The main costs are the extra read of every gradient at each step (``grad_norm``), the
+    two λ_max measurements, a fixed cost of about 10-20 training steps each, and one
+    forward pass over the activation probe per epoch; on short runs of small models that
+    is a noticeable share (``benchmarks/monitor_overhead.py`` measures it).
+    ``GradientMonitor(every=4)`` and ``curvature=False`` are the levers.
 
     Examples
     --------

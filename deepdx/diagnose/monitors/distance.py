@@ -38,7 +38,8 @@ class DistanceMonitor(Callback):
     θ_0 is copied at the start of training (memory: one copy of the trainable weights) and
     kept in :meth:`state_dict`, so a resumed run measures from the same θ_0. Frozen
     parameters are left out. If θ_0 = 0 the ratio is inf or NaN and is logged as such.
-    Cost per epoch: one ``_foreach_sub`` and one norm over the parameters, one sync.
+    Cost per epoch: one ``_foreach_sub`` and one norm over the parameters, one sync (‖θ_0‖
+    is computed once).
 
     Examples
     --------
@@ -56,6 +57,7 @@ class DistanceMonitor(Callback):
     def __init__(self) -> None:
         self.skipped_reason: str | None = None
         self._theta0: list[Tensor] | None = None
+        self._theta0_norm: Tensor | None = None  # ‖θ_0‖, computed once per θ_0
 
     def on_fit_start(self, state: TrainState) -> None:
         """Copy θ_0 at the start of a fresh run (a resumed run keeps the θ_0 it saved)."""
@@ -65,15 +67,18 @@ class DistanceMonitor(Callback):
             self._theta0 = [p.detach().clone() for p in params]
         elif self._theta0 is not None:
             self._theta0 = [t.to(p.device) for t, p in zip(self._theta0, params, strict=True)]
+        self._theta0_norm = None
 
     def on_epoch_end(self, state: TrainState) -> None:
         """Log ‖θ − θ_0‖ / ‖θ_0‖ at the epoch's last step."""
         if not self._theta0:
             return
         with torch.no_grad():
-            params = [p.detach() for p in trainable_parameters(state.model)]
+            if self._theta0_norm is None:
+                self._theta0_norm = global_norm(self._theta0)  # () ‖θ_0‖
+            params = trainable_parameters(state.model)
             moved = global_norm(differences(params, self._theta0))  # ‖θ − θ_0‖
-            distance = moved / global_norm(self._theta0)  # ()
+            distance = moved / self._theta0_norm  # ()
         state.history.log_step(DISTANCE_FROM_INIT, distance.item(), step=state.step)
 
     def state_dict(self) -> dict[str, Any]:
@@ -84,6 +89,7 @@ class DistanceMonitor(Callback):
         """Restore θ_0 saved by :meth:`state_dict`."""
         theta0 = state.get("theta0")
         self._theta0 = None if theta0 is None else list(theta0)
+        self._theta0_norm = None
 
 
 _NO_PARAMETERS = "the model has no trainable parameter, so the weights cannot move."

@@ -13,7 +13,7 @@ from deepdx._random import seeded_torch
 from deepdx.diagnose import signals
 from deepdx.diagnose.monitors import NOT_CONVERGED_EVENT, CurvatureMonitor
 from deepdx.exceptions import InvalidParameterError
-from deepdx.train import fit
+from deepdx.train import cross_entropy_loss, fit
 from tests.diagnose.monitors.conftest import N_FEATURES, batch_of, manual_state, mlp, series
 
 
@@ -69,6 +69,23 @@ def test_curvature_monitor_logs_nan_for_non_finite_weights(data):
     state.batch = batch_of(data)
     monitor.on_step_begin(state)
     assert np.isnan(series(state.history, signals.LAMBDA_MAX)[0])
+
+
+def test_curvature_monitor_evaluates_probe_loss_once_per_measurement(data):
+    sizes = []
+
+    def counting_loss(model, batch):
+        sizes.append(len(batch[0]))
+        return cross_entropy_loss(model, batch)
+
+    state = manual_state(mlp())
+    state.loss_fn = counting_loss
+    monitor = CurvatureMonitor()
+    monitor.on_fit_start(state)
+    state.batch = batch_of(data, 100)
+    monitor.on_step_begin(state)  # the step-0 measurement
+    assert sizes == [64]  # one forward pass; every product reuses its graph
+    assert np.isfinite(series(state.history, signals.LAMBDA_MAX)[0])
 
 
 @pytest.mark.parametrize("epochs", [(0, 2), "12", (1.5,)])

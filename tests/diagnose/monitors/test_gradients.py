@@ -7,8 +7,8 @@ import pytest
 
 from deepdx.diagnose import signals
 from deepdx.diagnose.monitors import GradientMonitor
-from deepdx.exceptions import InvalidParameterError
-from deepdx.train import cross_entropy_loss, fit
+from deepdx.exceptions import InvalidParameterError, NumericalError
+from deepdx.train import Callback, cross_entropy_loss, fit
 from tests.diagnose.monitors.conftest import Reference, batch_of, linears, manual_state, mlp, series
 
 
@@ -66,6 +66,37 @@ def test_gradient_monitor_logs_nan_gradient_as_is(data):
     assert np.isnan(series(state.history, signals.GRAD_NORM)[1])
     assert np.isnan(series(state.history, "grad_norm/0")[1])
     assert np.isfinite(series(state.history, "grad_norm/2")[1])
+
+
+class HistoryKeeper(Callback):
+    """Keeps the run's history, which a run that raises does not return."""
+
+    def on_fit_start(self, state):
+        self.history = state.history
+
+
+def test_gradient_monitor_keeps_every_step_of_a_diverging_run(data):
+    calls = []
+
+    def diverging_loss(model, batch):  # NaN from the third step on
+        calls.append(1)
+        loss = cross_entropy_loss(model, batch)
+        return loss * float("nan") if len(calls) >= 3 else loss
+
+    keeper = HistoryKeeper()
+    with pytest.raises(NumericalError):
+        fit(
+            mlp(),
+            data,
+            epochs=2,
+            batch_size=32,
+            loss_fn=diverging_loss,
+            callbacks=[keeper, GradientMonitor()],
+        )
+    assert not keeper.history.epochs  # fit raised before any epoch-end hook ran
+    logged = series(keeper.history, signals.GRAD_NORM)
+    assert sorted(logged) == [1, 2, 3, 4]
+    assert np.isfinite([logged[1], logged[2]]).all() and np.isnan([logged[3], logged[4]]).all()
 
 
 @pytest.mark.parametrize("kwargs", [{"every": -1}, {"layer_every": 0}, {"update_every": 2.5}])
