@@ -62,6 +62,7 @@ class Diagnosis:
                 "gradcheck": None if ev.gradcheck is None else _gradcheck_dict(ev),
                 "learning_curve": _asdict(ev.learning_curve),
                 "capacity": [dataclasses.asdict(p) for p in ev.capacity],
+                "bias_variance": ev.bias_variance,
                 "divergence": ev.divergence,
                 "skipped": ev.skipped,
                 "epochs": None if ev.history is None else ev.history.to_dict()["epochs"],

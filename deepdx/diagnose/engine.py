@@ -3,8 +3,8 @@
 Order, cheapest first, each check given a share of the time budget::
 
     data sanity -> shallow baselines -> gradient check -> pre-flight (init loss, one-batch
-    overfit, zeroed inputs) -> the monitored training run -> learning curve -> capacity probes
-    -> rules -> Diagnosis
+    overfit, zeroed inputs) -> the monitored training run -> learning curve -> (regression)
+    bootstrap bias-variance -> capacity probes -> rules -> Diagnosis
 
 A check that cannot run (no budget left, a custom model that cannot be varied, no targets)
 is recorded in ``Evidence.skipped`` and reported as ``not_run``; it never fails the diagnosis.
@@ -31,12 +31,13 @@ from deepdx.diagnose.baselines import fit_baselines
 from deepdx.diagnose.capacity import capacity_probes
 from deepdx.diagnose.diagnosis import Diagnosis
 from deepdx.diagnose.evidence import Evidence
-from deepdx.diagnose.generalization import learning_curve
+from deepdx.diagnose.generalization import bootstrap_bias_variance, learning_curve
 from deepdx.diagnose.gradient_check import gradcheck
 from deepdx.diagnose.monitors import default_monitors
 from deepdx.diagnose.preflight import run_preflight
 from deepdx.diagnose.rules import apply_rules
 from deepdx.diagnose.sanity import data_sanity
+from deepdx.diagnose.sensitivity import input_sensitivity
 from deepdx.exceptions import DiagnosticWarning, NumericalError
 from deepdx.nets import build_model
 from deepdx.train import Callback, History, TrainConfig, TrainState, evaluate, fit
@@ -55,8 +56,10 @@ DEFAULT_MODEL = "mlp"
 TRAIN_PROBE_SIZE = 2000
 #: Training rows on which the monitors measure activations and curvature.
 MONITOR_PROBE_SIZE = 256
+#: Bootstrap refits of the regression bias-variance decomposition.
+BOOTSTRAP_RESAMPLES = 8
 #: Shares of the remaining budget given to the optional checks.
-_BASELINE_SHARE, _PREFLIGHT_SHARE, _CURVE_SHARE = 0.15, 0.15, 0.5
+_BASELINE_SHARE, _PREFLIGHT_SHARE, _CURVE_SHARE, _BOOTSTRAP_SHARE = 0.15, 0.15, 0.5, 0.5
 
 
 def diagnose(
@@ -172,6 +175,7 @@ class _Run:
         with self._step("training run"):
             self._train()
         self._learning_curve()
+        self._bias_variance()
         self._capacity()
 
     # ------------------------------------------------------------------ checks
@@ -205,6 +209,8 @@ class _Run:
         except NumericalError as exc:
             ev.divergence = str(exc)
         ev.history = keeper.history
+        if ev.divergence is None:
+            ev.input_sensitivity = input_sensitivity(model, self._loss, probe)
         if ev.divergence is None and ev.metric:
             scores = {
                 name: evaluate(model, part, loss_fn=self.loss_fn)[ev.metric]
@@ -229,6 +235,30 @@ class _Run:
                 config=self.config,
                 budget=self.clock.share(_CURVE_SHARE),
                 seed=self.config.seed,
+                n_jobs=self.n_jobs,
+            )
+
+    def _bias_variance(self) -> None:
+        ev = self.evidence
+        if ev.task != "regression":
+            return
+        cost = BOOTSTRAP_RESAMPLES * self.timings.get("training run", 0.0)
+        if ev.divergence is not None or cost > self.clock.remaining() * _BOOTSTRAP_SHARE:
+            ev.skipped["bias_variance"] = (
+                f"{BOOTSTRAP_RESAMPLES} bootstrap refits (~{cost:.0f} s) do not fit the budget"
+                if ev.divergence is None
+                else "the training run diverged; fix that first"
+            )
+            return
+        with self._step("bias variance"):
+            ev.bias_variance = bootstrap_bias_variance(
+                self.make_model,
+                self.splits.train,
+                self.splits.val,
+                n_boot=BOOTSTRAP_RESAMPLES,
+                config=self.config,
+                seed=self.config.seed,
+                loss_fn=self.loss_fn,
                 n_jobs=self.n_jobs,
             )
 

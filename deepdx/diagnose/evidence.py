@@ -171,6 +171,12 @@ class Evidence:
         Final metric of the trained net on each split.
     capacity : list of CapacityProbe
         Probe runs (``base`` first when present).
+    input_sensitivity : float or None
+        ‖∂L/∂X‖·‖X‖ / |L| of the trained net on a probe batch: 0 when the loss does not
+        depend on the inputs.
+    bias_variance : dict or None
+        Regression only: bootstrap estimates ``bias2``, ``variance`` and
+        ``expected_error`` of the net's validation predictions.
     skipped : dict of str to str
         Check name -> why it did not run.
     """
@@ -193,4 +199,6 @@ class Evidence:
     net_val_score: float | None = None
     net_test_score: float | None = None
     capacity: list[CapacityProbe] = field(default_factory=list)
+    input_sensitivity: float | None = None
+    bias_variance: dict[str, float | None] | None = None
     skipped: dict[str, str] = field(default_factory=dict)

@@ -116,7 +116,7 @@ def stratified_order(n: int, y: np.ndarray | None = None, *, seed: int = 0) -> n
     [1, 1]
     """
     perm = numpy_rng(seed).permutation(n)  # (n,)
-    if y is None:
+    if y is None or np.asarray(y).dtype.kind not in "iub":  # no classes: regression targets
         return perm
     labels = np.asarray(y)[perm]  # (n,)
     by_class = np.argsort(labels, kind="stable")  # (n,)

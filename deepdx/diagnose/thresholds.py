@@ -44,6 +44,7 @@ __all__ = [
     "GRADCHECK_OK",
     "GRADCHECK_WRONG",
     "IGNORES_INPUTS_GAIN",
+    "INPUT_SENSITIVITY_ZERO",
     "IMBALANCE_RATIO",
     "INIT_LOSS_BAND",
     "INIT_LOSS_OVERCONFIDENT",
@@ -135,6 +136,10 @@ IGNORES_INPUTS_GAIN = Threshold(0.1, "Karpathy input-independent baseline; Deepc
 #: A3 / D1: a gain below this over an input-independent reference (zeroed inputs, dummy
 #: model) means "no better than it". Source: proposal (half of Deepchecks' 0.1).
 NO_BETTER_GAIN = Threshold(0.05, "proposal (half of Deepchecks gain 0.1)")
+#: A3: relative input sensitivity ‖∂L/∂X‖·‖X‖ / |L| at or below which the trained net's
+#: loss does not depend on its inputs (exactly 0 when they never reach the output).
+#: Source: proposal (Karpathy's input-independent baseline, measured by backprop).
+INPUT_SENSITIVITY_ZERO = Threshold(1e-6, "proposal: input gradient ~ 0 (Karpathy A3)")
 #: A3 / D1: the best baseline's gain over the dummy model above which the labels are
 #: learnable from the inputs. Source: Deepchecks SimpleModelComparison min_allowed_gain.
 LEARNABLE_GAIN = Threshold(0.1, "Deepchecks SimpleModelComparison gain 0.1")

@@ -278,11 +278,11 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     Returns
     -------
     list of Finding
-        One ``ignores_inputs`` finding when gain < 0.1: ``problem`` when gain < 0.05, a
-        baseline beats chance clearly (so the labels do depend on the inputs) and nothing
-        else stops the net from learning (divergence, dead or saturated layers, vanishing
-        gradients, tiny updates); else ``warning``. ``[]`` otherwise and for unsupervised
-        tasks.
+        One ``ignores_inputs`` finding when gain < 0.1 or the input gradient is zero:
+        ``problem`` when the trained net's input sensitivity ‖∂L/∂X‖·‖X‖/|L| is ≈ 0, or, when
+        it was not measured, when gain < 0.05, a baseline beats chance clearly and nothing
+        else stops the net from learning; else ``warning``. ``[]`` otherwise and for
+        unsupervised tasks.
 
     Notes
     -----
@@ -305,7 +305,8 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     if pre is None or evidence.task == "unsupervised":
         return []
     measured = _input_gain(evidence, pre)
-    if measured is None or measured[0] >= th.IGNORES_INPUTS_GAIN.value:
+    blind = _input_blind(evidence)
+    if measured is None or (measured[0] >= th.IGNORES_INPUTS_GAIN.value and not blind):
         return []
     value, real, zero = measured
     learnable, blockers = _labels_learnable(evidence), m.learning_blockers(evidence)
@@ -321,8 +322,16 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
         **th.IGNORES_INPUTS_GAIN.cite(),
         **th.NO_BETTER_GAIN.cite("no_better_threshold"),
         **th.LEARNABLE_GAIN.cite("learnable_threshold"),
+        "input_sensitivity": evidence.input_sensitivity,
+        **th.INPUT_SENSITIVITY_ZERO.cite("input_sensitivity_threshold"),
     }
-    problem = value < th.NO_BETTER_GAIN.value and learnable is True and not blockers
+    # A zero input gradient proves it; a small gain alone could also be a short run.
+    problem = blind or (
+        value < th.NO_BETTER_GAIN.value
+        and learnable is True
+        and not blockers
+        and evidence.input_sensitivity is None
+    )
     severity = "problem" if problem else "warning"
     summary = _ignores_summary(value, real, zero, learnable=learnable, blockers=blockers)
     advice = (
@@ -333,6 +342,12 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
         "If the zeroed run scores well, look for labels leaking through another channel.",
     )
     return [Finding("ignores_inputs", severity, summary, facts, advice, "baselines")]
+
+
+def _input_blind(evidence: Evidence) -> bool:
+    """Return whether the trained net's loss measurably does not depend on its inputs."""
+    value = evidence.input_sensitivity
+    return value is not None and value <= th.INPUT_SENSITIVITY_ZERO.value
 
 
 def _ignores_summary(
