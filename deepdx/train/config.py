@@ -64,6 +64,10 @@ class TrainConfig:
         recorded. ``rollback``: the run returns to the start of the epoch with every
         learning rate halved (up to 8 times) and records a ``rollback`` event. The last two
         check every step, at the cost of one device synchronisation per step.
+    detect_anomaly : bool, default=False
+        Debug mode: run under ``torch.autograd.detect_anomaly`` so the first backward
+        operation that produces a NaN is named in the ``NumericalError`` (slow: use it to
+        find a bug, not to train).
     distributed : bool, default=False
         Data-parallel training over the processes started by ``torchrun`` (see
         :mod:`deepdx.train.distributed`); ``batch_size`` is the global batch.
@@ -88,6 +92,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     nan_policy: str = "raise"
+    detect_anomaly: bool = False
     distributed: bool = False
 
     def __post_init__(self) -> None:
@@ -127,5 +132,6 @@ _CONSTRAINTS = {
     "seed": Interval(int, low=0),
     "deterministic": OneOf((True, False)),
     "nan_policy": OneOf(NAN_POLICIES),
+    "detect_anomaly": OneOf((True, False)),
     "distributed": OneOf((True, False)),
 }

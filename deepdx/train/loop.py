@@ -208,8 +208,22 @@ class _Loop:
             if self._rng_to_restore is not None:
                 torch.set_rng_state(self._rng_to_restore)
             torch.use_deterministic_algorithms(self.config.deterministic or previous)
+            anomaly = (
+                torch.autograd.detect_anomaly(check_nan=True)
+                if self.config.detect_anomaly
+                else contextlib.nullcontext()
+            )
             try:
-                yield
+                with anomaly:
+                    yield
+            except RuntimeError as exc:
+                if not self.config.detect_anomaly or "nan" not in str(exc).lower():
+                    raise
+                raise NumericalError(
+                    f"anomaly detection at epoch {self.state.epoch}, step {self.state.step + 1}: "
+                    f"{exc} The forward-pass traceback above this error shows where the "
+                    "operation was called."
+                ) from exc
             finally:
                 torch.use_deterministic_algorithms(previous)
 

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -244,3 +246,15 @@ def test_fit_runs_every_closure_optimizer_by_name(blobs, name):
     assert history.n_steps == 3  # full batch: one step per epoch
     assert history.epochs[-1].train_loss < history.epochs[0].train_loss
     assert history.epochs[-1].val_metric >= 0.8  # chance is 0.5
+
+
+def test_fit_detect_anomaly_names_the_operation_that_made_nan(blobs):
+    train, _ = blobs
+
+    def sqrt_of_negative(model, batch):
+        return torch.sqrt(model(batch[0]).sum() - 1e6)  # NaN forward, NaN backward
+
+    with warnings.catch_warnings():  # torch warns that anomaly mode is on, with a traceback
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(NumericalError, match="SqrtBackward0"):
+            fit(make_mlp(), train, epochs=1, loss_fn=sqrt_of_negative, detect_anomaly=True)
