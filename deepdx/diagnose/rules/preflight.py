@@ -279,9 +279,10 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
     -------
     list of Finding
         One ``ignores_inputs`` finding when gain < 0.1 or the input gradient is zero:
-        ``problem`` when the trained net's input sensitivity ‖∂L/∂X‖·‖X‖/|L| is ≈ 0, or, when
-        it was not measured, when gain < 0.05, a baseline beats chance clearly and nothing
-        else stops the net from learning; else ``warning``. ``[]`` otherwise and for
+        ``problem`` when the trained net's input sensitivity ‖∂L/∂X‖·‖X‖/|L| is ≈ 0 and
+        nothing else (divergence, dead or saturated layers, vanishing gradients) explains
+        it, or, when it was not measured, when gain < 0.05, a baseline beats chance clearly
+        and nothing else stops the net from learning; else ``warning``. ``[]`` otherwise and for
         unsupervised tasks.
 
     Notes
@@ -325,8 +326,9 @@ def find_ignores_inputs(evidence: Evidence) -> list[Finding]:
         "input_sensitivity": evidence.input_sensitivity,
         **th.INPUT_SENSITIVITY_ZERO.cite("input_sensitivity_threshold"),
     }
-    # A zero input gradient proves it; a small gain alone could also be a short run.
-    problem = blind or (
+    # A zero input gradient proves it (unless dead, saturated or vanishing layers, or a
+    # divergence, already explain it); a small gain alone could also be a short run.
+    problem = (blind and not blockers) or (
         value < th.NO_BETTER_GAIN.value
         and learnable is True
         and not blockers

@@ -208,3 +208,27 @@ def test_ignores_inputs_quotes_a_disconnected_input_layer():
     h = b.history(signals={"grad_norm/net.linear1": [0.0] * 3, "grad_norm/net.linear2": [0.5] * 3})
     (f,) = find_ignores_inputs(_ignoring(baselines=b.baselines(), history=h))
     assert f.severity == "problem" and f.evidence["first_layer_grad_norm"] == 0.0
+
+
+def test_ignores_inputs_problem_when_the_input_gradient_is_zero():
+    # Even if the short zeroed-input comparison were inconclusive, ∂L/∂X ≡ 0 settles it.
+    ev = b.evidence(preflight=b.preflight(), input_sensitivity=0.0)
+    (f,) = find_ignores_inputs(ev)
+    assert (f.kind, f.severity) == ("ignores_inputs", "problem")
+    assert f.evidence["input_sensitivity"] == 0.0
+
+
+def test_ignores_inputs_only_warning_when_the_inputs_are_used_but_the_run_was_short():
+    # A small gain over zeroed inputs, but the trained net's loss does depend on its inputs.
+    ev = _ignoring(baselines=b.baselines(), net_val_score=0.11)
+    ev.input_sensitivity = 0.8
+    (f,) = find_ignores_inputs(ev)
+    assert f.severity == "warning"
+
+
+def test_ignores_inputs_zero_gradient_explained_by_dead_units_is_a_warning():
+    h = b.history(signals={"dead_fraction/act1": [1.0], "dead_fraction/act2": [1.0]})
+    ev = _ignoring(baselines=b.baselines(), history=h)
+    ev.input_sensitivity = 0.0
+    (f,) = find_ignores_inputs(ev)
+    assert f.severity == "warning" and f.evidence["learning_blockers"]
