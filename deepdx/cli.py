@@ -238,7 +238,7 @@ def _add_diagnose(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_diagnose(args: argparse.Namespace) -> int:
-    from deepdx.diagnose import DEFAULT_BUDGET, diagnose
+    from deepdx.diagnose.engine import DEFAULT_BUDGET, diagnose
     from deepdx.runs import load_dataset
 
     config = resolve_run_config(args)

@@ -236,7 +236,7 @@ def _read_meta(path: Path) -> tuple[dict[str, Any], RunConfig]:
         ]
     )
     if not problems:
-        assert isinstance(meta, dict)
+        assert isinstance(meta, dict) and isinstance(meta["config"], dict)
         try:
             return meta, RunConfig.from_dict(meta["config"])
         except (TypeError, ValueError) as exc:

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from deepdx._random import make_generator, seeded_torch
 from deepdx.exceptions import DiagnosticWarning, InvalidParameterError, NumericalError
+from deepdx.train.objectives import LossFn
 
 __all__ = [
     "EXCELLENT_REL_ERROR",
@@ -53,7 +54,6 @@ __all__ = [
 
 Verdict = Literal["ok", "suspect", "wrong"]
 Mode = Literal["directions", "coordinates"]
-LossFn = Callable[[nn.Module, Sequence[Tensor]], Tensor]
 
 #: Relative error above which the gradient is "wrong". Source: CS231n notes, "Neural Networks
 #: Part 3", Gradient checks: "relative error > 1e-2 usually means the gradient is probably wrong".

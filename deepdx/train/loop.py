@@ -490,9 +490,8 @@ def _scale_learning_rates(
     """Multiply every group's learning rate (and the schedule's base rates) by ``factor``."""
     for group in optimizer.param_groups:
         group["lr"] *= factor
-    base_lrs = getattr(schedule, "base_lrs", None)
-    if base_lrs is not None:
-        schedule.base_lrs = [lr * factor for lr in base_lrs]
+    if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):
+        schedule.base_lrs = [lr * factor for lr in schedule.base_lrs]
 
 
 def _check_same_run(saved: TrainConfig, current: TrainConfig) -> None:
