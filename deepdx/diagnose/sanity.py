@@ -38,7 +38,9 @@ def data_sanity(splits: Splits) -> DataSanity:
 
     Notes
     -----
-    Statistics are computed in float64 over X (n, d), O(n·d). A feature is constant when
+    Statistics are computed in float64 over X (n, d), O(n·d); for images (n, C, H, W) the
+    scale statistics are per channel, the unit images are standardized by, while constant
+    features are still counted per pixel. A feature is constant when
     all its training values are equal (then σ_j = 0 exactly). Duplicates are exact byte
     matches of whole rows, found by sorting (:func:`count_duplicates`), O(n log n · d).
 
@@ -56,10 +58,11 @@ def data_sanity(splits: Splits) -> DataSanity:
     """
     train = splits.train
     X = train.X.reshape(train.n_samples, -1)  # (n, d)
-    mean = X.mean(axis=0, dtype=np.float64)  # (d,)
-    std = X.std(axis=0, dtype=np.float64)  # (d,)
     constant = np.ptp(X, axis=0) == 0  # (d,)
-    varying = std[~constant]
+    scale = _scale_units(train.X)  # (m, f): features, or channels of images
+    mean = scale.mean(axis=0, dtype=np.float64)  # (f,)
+    std = scale.std(axis=0, dtype=np.float64)  # (f,)
+    varying = std[std > 0]  # constant units have σ = 0 exactly
     duplicates = count_duplicates(train, splits.val) + count_duplicates(train, splits.test)
     return DataSanity(
         feature_mean_abs_max=float(np.abs(mean).max()),
@@ -69,6 +72,13 @@ def data_sanity(splits: Splits) -> DataSanity:
         imbalance_ratio=_imbalance_ratio(train),
         n_duplicates_across_splits=duplicates,
     )
+
+
+def _scale_units(X: np.ndarray) -> np.ndarray:
+    """Return X as (samples, units): per feature, or per channel for (n, C, H, W) images."""
+    if X.ndim == 4:
+        return np.moveaxis(X, 1, -1).reshape(-1, X.shape[1])  # (n·H·W, C)
+    return X.reshape(len(X), -1)  # (n, d)
 
 
 def row_keys(X: np.ndarray) -> np.ndarray:

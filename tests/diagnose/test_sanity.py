@@ -45,14 +45,17 @@ def test_data_sanity_statistics_match_brute_force():
     assert s.n_constant_features == constant == 1
 
 
-def test_data_sanity_flattens_images():
+def test_data_sanity_images_scale_per_channel_constants_per_pixel():
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(60, 1, 3, 3)).astype(np.float32)
+    X = rng.normal(size=(60, 2, 3, 3)).astype(np.float32)
+    X[:, 1] *= 5.0
     X[:, 0, 1, 1] = 0.0
     s = data_sanity(_splits(X, rng.integers(0, 2, 60), 40, 10))
-    assert s.n_constant_features == 1
-    flat = X[:40].reshape(40, -1).astype(np.float64)
-    assert s.feature_std_max == pytest.approx(flat.std(axis=0).max(), rel=1e-9)
+    assert s.n_constant_features == 1  # the one always-zero pixel
+    channels = X[:40].transpose(1, 0, 2, 3).reshape(2, -1).astype(np.float64)  # (C, n·H·W)
+    assert s.feature_std_min == pytest.approx(channels[0].std(), rel=1e-9)
+    assert s.feature_std_max == pytest.approx(channels[1].std(), rel=1e-9)
+    assert s.feature_mean_abs_max == pytest.approx(np.abs(channels.mean(axis=1)).max(), rel=1e-9)
 
 
 def test_data_sanity_all_constant_features_give_nan_spread():
