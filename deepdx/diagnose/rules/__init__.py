@@ -48,6 +48,7 @@ from deepdx.diagnose.rules.preflight import (
     find_one_batch_failure,
     find_wrong_gradient,
 )
+from deepdx.diagnose.rules.recovery import find_recovered_divergence
 from deepdx.diagnose.rules.units import find_dead_units, find_saturated_units
 
 __all__ = ["RULES", "Rule", "apply_rules"]
@@ -58,6 +59,7 @@ Rule = Callable[[Evidence], list[Finding]]
 RULES: list[Rule] = [
     find_wrong_gradient,
     find_divergence,
+    find_recovered_divergence,
     find_ignores_inputs,
     find_loss_at_init,
     find_one_batch_failure,
