@@ -25,6 +25,10 @@ __all__ = ["TASKS", "Dataset", "Task", "from_arrays"]
 Task = Literal["classification", "regression", "unsupervised"]
 TASKS: tuple[str, ...] = ("classification", "regression", "unsupervised")
 
+_FINITE_CHECK_BYTES = 16 * 2**20
+"""The finite check reads X in row chunks of about this size, so its boolean mask stays
+small even for a memory-mapped X larger than memory."""
+
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
@@ -228,13 +232,19 @@ def _check_features(X: np.ndarray, name: str) -> None:
         )
     if X.shape[0] == 0 or X.size == 0:
         raise DataError(f"dataset {name!r} is empty (X has shape {X.shape}); give it data.")
-    if not np.isfinite(X).all():
-        bad = ~np.isfinite(X.reshape(len(X), -1))
-        rows = np.flatnonzero(bad.any(axis=1))
-        raise DataError(
-            f"X of dataset {name!r} has {int(bad.sum())} NaN or infinite values in "
-            f"{len(rows)} rows (first rows: {rows[:5].tolist()}); drop or impute them first."
-        )
+    rows_per_chunk = max(1, _FINITE_CHECK_BYTES // max(1, X[0].nbytes))
+    if all(np.isfinite(X[i : i + rows_per_chunk]).all() for i in range(0, len(X), rows_per_chunk)):
+        return
+    bad_rows, n_bad = [], 0
+    for start in range(0, len(X), rows_per_chunk):
+        bad = ~np.isfinite(X[start : start + rows_per_chunk].reshape(-1, X[0].size))
+        bad_rows.append(start + np.flatnonzero(bad.any(axis=1)))
+        n_bad += int(bad.sum())
+    rows = np.concatenate(bad_rows)
+    raise DataError(
+        f"X of dataset {name!r} has {n_bad} NaN or infinite values in "
+        f"{len(rows)} rows (first rows: {rows[:5].tolist()}); drop or impute them first."
+    )
 
 
 def _check_targets(ds: Dataset) -> None:

@@ -14,6 +14,14 @@ promises, so a truncated or padded download is reported, never silently cut shor
 It never reads more than the header promises plus one byte, so a header that claims
 an absurd size fails cleanly without allocating it.
 
+Memory
+------
+Before reading, the bytes a load allocates are computed from the header and checked
+against the available memory (:mod:`deepdx.data._memory`), so a file larger than memory
+raises a :class:`~deepdx.exceptions.DataError` naming the fix instead of ending in an
+out-of-memory kill. ``mmap=True`` maps an uncompressed file instead of reading it: the
+array is a read-only ``np.memmap`` of the file, and only the pages used are loaded.
+
 Symbols
 -------
 n        number of items (d_1)
@@ -32,6 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
+from deepdx.data._memory import check_fits_in_memory, dataset_bytes
 from deepdx.data.dataset import Dataset, from_arrays
 from deepdx.exceptions import DataError
 
@@ -56,15 +65,25 @@ _DTYPES: dict[int, np.dtype] = {
 _CODES: dict[str, int] = {dtype.str[1:]: code for code, dtype in _DTYPES.items()}
 _MAX_NDIM = 16
 _CHUNK = 1 << 20
+_MAX_RATIO = 1100  # deflate (gzip) cannot expand data more than 1032-fold
+_TO_NPZ = (
+    "for features larger than memory, write them once as float32 to an uncompressed NPZ "
+    "file (np.savez, e.g. from np.lib.format.open_memmap filled in chunks) and read it "
+    "with read_npz(path, mmap=True)."
+)
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     """Read one IDX file (``.gz`` is decompressed) into a native-endian array.
 
     Parameters
     ----------
     path : str or path-like
         The file. A name ending in ``.gz`` is read through gzip.
+    mmap : bool, default=False
+        Memory-map the file instead of reading it: the result is a read-only
+        ``np.memmap`` of the data bytes, with the file's big-endian dtype, and nothing is
+        copied. Needs an uncompressed file.
 
     Returns
     -------
@@ -74,14 +93,18 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     Raises
     ------
     DataError
-        If the magic number, dtype code or dimensions are invalid, or if the file is
-        shorter or longer than its header says.
+        If the magic number, dtype code or dimensions are invalid, if the file is
+        shorter or longer than its header says, if it does not fit in the available
+        memory (without ``mmap``), or if ``mmap=True`` is asked of a gzipped file.
 
     Notes
     -----
-    Expected size = 4 + 4 * ndim + prod(dims) * itemsize bytes. At most that many bytes
-    plus one are read, in 1 MiB chunks, so a corrupt header cannot trigger a huge
-    allocation.
+    Expected size = 4 + 4 * ndim + prod(dims) * itemsize bytes, checked against the size
+    of an uncompressed file before anything is read. At most that many bytes plus one
+    are read, in 1 MiB chunks, so a corrupt header cannot trigger a huge allocation.
+    Reading holds about twice the data bytes at its peak (the bytes read and the
+    native-endian array); that, or for a gzipped file twice the most its deflate stream
+    can expand to (1100-fold), must fit in the available memory.
 
     Examples
     --------
@@ -90,15 +113,28 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     >>> write_idx(path, np.zeros((5, 28, 28), np.uint8))
     >>> read_idx(path).shape
     (5, 28, 28)
+    >>> write_idx(path.with_suffix(""), np.zeros((5, 28, 28), np.uint8))
+    >>> type(read_idx(path.with_suffix(""), mmap=True)).__name__
+    'memmap'
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"IDX file {str(path)!r} does not exist; check the path.")
-    opener = gzip.open if path.suffix == ".gz" else open
+    gz = path.suffix == ".gz"
+    if mmap and gz:
+        raise DataError(
+            f"IDX file {str(path)!r} is gzipped and cannot be memory-mapped; decompress it "
+            f"(gunzip {path.name}) and read the uncompressed file with mmap=True."
+        )
     try:
-        with opener(path, "rb") as stream:
+        with (gzip.open if gz else open)(path, "rb") as stream:
             dtype, dims = _read_header(stream, path)
             n_bytes = math.prod(dims) * dtype.itemsize
+            if not gz:  # the data bytes on disk, before reading any of them
+                _check_body_length(path.stat().st_size - 4 - 4 * len(dims), n_bytes, dims, path)
+            if mmap:
+                return np.memmap(path, dtype=dtype, mode="r", offset=4 + 4 * len(dims), shape=dims)
+            _check_read_fits(path, n_bytes, gz)
             body = _read_at_most(stream, n_bytes + 1)
     except (OSError, EOFError, zlib.error) as exc:  # gzip raises these for corrupt streams
         raise DataError(
@@ -151,6 +187,7 @@ def load_idx(
     *,
     name: str | None = None,
     class_names: tuple[str, ...] | None = None,
+    mmap: bool = False,
 ) -> Dataset:
     """Load an IDX images file, and optionally its labels file, as a :class:`Dataset`.
 
@@ -165,6 +202,10 @@ def load_idx(
         Dataset name; defaults to the images file name.
     class_names : tuple of str, optional
         Names of the classes ``0..C-1``.
+    mmap : bool, default=False
+        Memory-map the (uncompressed) images file instead of reading it, so that memory
+        holds the float32 features (4 bytes a value) but not the raw bytes as well.
+        Labels are always read.
 
     Returns
     -------
@@ -175,8 +216,8 @@ def load_idx(
     Raises
     ------
     DataError
-        If a file is invalid, the images file is 1-D, or the label count does not match
-        the image count.
+        If a file is invalid, the images file is 1-D, the label count does not match
+        the image count, or the features do not fit in the available memory.
 
     Examples
     --------
@@ -188,7 +229,7 @@ def load_idx(
     >>> ds.X.shape, float(ds.X.max()), ds.y.tolist()
     ((4, 1, 2, 3), 1.0, [0, 1, 0, 1])
     """
-    X = idx_features(read_idx(images), images)
+    X = idx_features(read_idx(images, mmap=mmap), images)
     name = name or Path(images).name
     if labels is None:
         return from_arrays(X, name=name)
@@ -207,6 +248,11 @@ def idx_features(array: np.ndarray, path: str | os.PathLike[str]) -> np.ndarray:
             f"IDX file {str(path)!r} holds a 1-D array of {len(array)} values (labels?); "
             "pass the images file as the first argument and the labels as labels=."
         )
+    check_fits_in_memory(
+        dataset_bytes(array.size, copy=True),
+        what=f"converting IDX file {Path(path).name!r} to float32 features",
+        fix=f"free memory or use fewer rows; {_TO_NPZ}",
+    )
     features = array.astype(np.float32)
     if array.dtype == np.uint8:
         features /= 255.0  # (n, ...) in [0, 1]
@@ -268,6 +314,18 @@ def _check_body_length(size: int, n_bytes: int, dims: tuple[int, ...], path: Pat
             f"IDX file {str(path)!r} has bytes after the {n_bytes} data bytes its header "
             f"promises for shape {dims}; the file is corrupt. Download it again."
         )
+
+
+def _check_read_fits(path: Path, n_bytes: int, gz: bool) -> None:
+    """Raise a DataError unless reading ``n_bytes`` (twice, at the peak) fits in memory."""
+    if gz:  # a truncated stream holds less than its header says: bound it by deflate's ratio
+        n_bytes = min(n_bytes, _MAX_RATIO * path.stat().st_size)
+    fix = (
+        f"decompress it (gunzip {path.name}) and read it with mmap=True"
+        if gz
+        else "read it with mmap=True (read_idx(path, mmap=True)) to map the file instead"
+    )
+    check_fits_in_memory(2 * n_bytes, what=f"reading IDX file {path.name!r}", fix=f"{fix}.")
 
 
 def _read_at_most(stream: _Readable, limit: int) -> bytes:

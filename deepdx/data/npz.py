@@ -17,20 +17,37 @@ it, so a hostile archive cannot make the reader allocate more than it stores:
 - the entry's compressed size cannot exceed the archive's size on disk;
 - uncompressed / compressed size must stay under 1100 (deflate, which
   ``np.savez_compressed`` uses, cannot pass 1032:1; a higher ratio is a decompression bomb).
+
+Memory
+------
+Once the headers are checked, the bytes the load allocates are added up from them (the
+arrays as stored, a float32 copy of X unless it is stored as C-ordered float32, and one
+byte a value of X for the dataset's finite check) and compared with the available memory
+(:mod:`deepdx.data._memory`): a file larger than memory raises a
+:class:`~deepdx.exceptions.DataError` that names the fix instead of ending in an
+out-of-memory kill. With ``mmap=True``, X is not read but memory-mapped: a read-only
+``np.memmap`` of its bytes inside the archive, located from the zip entry's local header
+and the ``.npy`` header. That needs X stored uncompressed (``np.savez``); the other
+arrays, one value a row, are read. The CRC-32 of X's entry, which a read checks, is
+checked over 16 MiB chunks of the file, so the file is read once but never held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, NamedTuple
 
 import numpy as np
 
+from deepdx.data._memory import check_fits_in_memory, dataset_bytes
 from deepdx.data.dataset import Dataset, Task, from_arrays
 from deepdx.exceptions import DataError, UnsafeFileError
 
@@ -41,6 +58,8 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip entry, or an empty zip arc
 _NPY_MAGIC = b"\x93NUMPY"
 _PICKLE_OPCODE = 0x80  # first byte of a pickle of protocol 2 or later
 _MAX_RATIO = 1100
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # zip local file header: magic ... name, extra length
+_CRC_CHUNK = 1 << 24
 # what zipfile and zlib raise on a damaged archive, besides the ValueError of a bad header
 # (NotImplementedError: an unknown compression method; RuntimeError: an encrypted entry)
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError)
@@ -51,6 +70,7 @@ def read_npz(
     *,
     task: Task | None = None,
     name: str | None = None,
+    mmap: bool = False,
 ) -> Dataset:
     """Load arrays ``X`` and optionally ``y``, ``class_names``, ``is_test`` from an NPZ file.
 
@@ -62,6 +82,10 @@ def read_npz(
         Overrides the task inferred from ``y``.
     name : str, optional
         Dataset name; defaults to the file name without its suffix.
+    mmap : bool, default=False
+        Memory-map X from the file instead of reading it, for data larger than memory.
+        X must be stored uncompressed (``np.savez``); stored as C-ordered float32, the
+        dataset's X is a read-only view of the file and nothing is copied.
 
     Returns
     -------
@@ -76,13 +100,16 @@ def read_npz(
         an array that decompresses more than 1100-fold (a decompression bomb).
     DataError
         If the file is not a valid archive, has no ``X`` (the message lists its keys),
-        an array's header disagrees with the bytes stored for it, or the arrays do not
-        fit together.
+        an array's header disagrees with the bytes stored for it, the arrays do not
+        fit together, the load does not fit in the available memory, or ``mmap=True``
+        is asked of a compressed X.
 
     Notes
     -----
     Arrays are read with ``np.load(path, allow_pickle=False)``. Save labels that are
     strings as a fixed-width array (``np.asarray(labels, dtype=str)``), not as objects.
+    The memory a load needs is checked first (see the module docstring). A memory-mapped
+    X is still scanned once for NaN by the dataset, which reads the whole file.
 
     Examples
     --------
@@ -92,9 +119,12 @@ def read_npz(
     >>> ds = read_npz(path)
     >>> ds.X.shape, ds.class_names, ds.y.tolist()
     ((4, 4), ('a', 'b'), [0, 1, 0, 1])
+    >>> np.savez(path, X=np.eye(4, dtype=np.float32))
+    >>> type(read_npz(path, mmap=True).X.base).__name__
+    'memmap'
     """
     path = Path(path)
-    arrays = _load_arrays(path)
+    arrays = _load_arrays(path, mmap)
     dataset = from_arrays(
         arrays["X"],
         arrays.get("y"),
@@ -116,18 +146,46 @@ def read_npz(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+class _Entry(NamedTuple):
+    """What the zip entry of an array and its ``.npy`` header declare."""
+
+    info: zipfile.ZipInfo
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    fortran: bool
+    n_header: int  # bytes of the .npy header at the start of the entry
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the array data."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _load_arrays(path: Path, mmap: bool) -> dict[str, np.ndarray]:
     """Return the known arrays of the archive, refusing anything that needs pickle."""
     if not path.is_file():
         raise DataError(f"NPZ file {str(path)!r} does not exist; check the path.")
     with path.open("rb") as handle, _open(handle, path) as archive:
+        assert archive.zip is not None  # an open NpzFile holds its zip archive
         keys = list(archive.files)
         if "X" not in keys:
             raise DataError(
                 f"NPZ file {path.name!r} has no array named 'X'; its arrays are {keys}. "
                 "Save the features as X (np.savez(path, X=..., y=...))."
             )
-        return {key: _member(archive, key, path) for key in _KEYS if key in keys}
+        entries: dict[str, _Entry] = {}
+        for key in (key for key in _KEYS if key in keys):
+            with _reading(key, path):
+                entries[key] = _check_entry(archive.zip, key, path)
+        if mmap:
+            _check_mappable(entries["X"], path)
+        _check_fits(entries, path, mmap)
+        arrays = {}
+        for key in entries:
+            with _reading(key, path):
+                mapped = mmap and key == "X"
+                arrays[key] = _map(entries[key], handle, path) if mapped else archive[key]
+        return arrays
 
 
 def _open(handle: BinaryIO, path: Path) -> np.lib.npyio.NpzFile:
@@ -154,12 +212,11 @@ def _open(handle: BinaryIO, path: Path) -> np.lib.npyio.NpzFile:
         ) from exc
 
 
-def _member(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
-    """Read one array once its header fits its zip entry; object arrays are refused."""
-    assert archive.zip is not None  # an open NpzFile holds its zip archive
+@contextlib.contextmanager
+def _reading(key: str, path: Path) -> Iterator[None]:
+    """Turn what zipfile and NumPy raise on a damaged entry into a DataError."""
     try:
-        _check_entry(archive.zip, key, path)
-        return archive[key]
+        yield
     except (DataError, UnsafeFileError):  # already say what is wrong
         raise
     except (*_ZIP_ERRORS, ValueError) as exc:
@@ -169,7 +226,7 @@ def _member(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
         ) from exc
 
 
-def _check_entry(archive: zipfile.ZipFile, key: str, path: Path) -> None:
+def _check_entry(archive: zipfile.ZipFile, key: str, path: Path) -> _Entry:
     """Check the ``.npy`` header of ``key`` against the sizes its zip entry records."""
     try:
         info = archive.getinfo(f"{key}.npy")
@@ -178,7 +235,7 @@ def _check_entry(archive: zipfile.ZipFile, key: str, path: Path) -> None:
             f"entry {key!r} of {path.name!r} is not a .npy array; write the archive with np.savez."
         ) from None
     with archive.open(info) as stream:
-        dtype, shape = _read_npy_header(stream)
+        dtype, shape, fortran = _read_npy_header(stream)
         n_header = stream.tell()
     if dtype.hasobject:
         raise _unsafe(path, f"array {key!r}", f"its dtype {dtype} holds Python objects")
@@ -198,16 +255,76 @@ def _check_entry(archive: zipfile.ZipFile, key: str, path: Path) -> None:
             f"more than deflate can expand (at most {_MAX_RATIO}-fold); it is a "
             "decompression bomb or corrupt and was not read."
         )
+    return _Entry(info, dtype, shape, fortran, n_header)
 
 
-def _read_npy_header(stream: IO[bytes]) -> tuple[np.dtype, tuple[int, ...]]:
-    """Return the dtype and shape a ``.npy`` header declares, reading nothing more."""
+def _check_mappable(x: _Entry, path: Path) -> None:
+    """Raise a DataError unless the entry of X is stored uncompressed, so it can be mapped."""
+    if x.info.compress_type != zipfile.ZIP_STORED:
+        raise DataError(
+            f"array 'X' in {path.name!r} is compressed and cannot be memory-mapped; save the "
+            "archive uncompressed with np.savez (not np.savez_compressed) to read it with "
+            "mmap=True, or read it with mmap=False."
+        )
+
+
+def _check_fits(entries: dict[str, _Entry], path: Path, mmap: bool) -> None:
+    """Raise a DataError unless the arrays, and the float32 copy of X if any, fit in memory."""
+    x = entries["X"]
+    converted = x.dtype != np.float32 or (x.fortran and len(x.shape) > 1)
+    stored = sum(entry.nbytes for key, entry in entries.items() if not (mmap and key == "X"))
+    steps = ["save X as C-ordered float32 so that it needs no float32 copy"] if converted else []
+    if not mmap and x.info.compress_type != zipfile.ZIP_STORED:
+        steps.append("save the archive uncompressed with np.savez (not np.savez_compressed)")
+    if not mmap:
+        steps.append("read it with mmap=True (read_npz or load) to map X from the file")
+    fix = "; ".join(steps) if steps else "free memory or split the data into smaller files"
+    check_fits_in_memory(
+        stored + dataset_bytes(math.prod(x.shape), copy=converted),
+        what=f"reading {path.name!r}",
+        fix=f"{fix}.",
+    )
+
+
+def _map(x: _Entry, handle: BinaryIO, path: Path) -> np.memmap:
+    """Memory-map an uncompressed entry once its CRC-32 is checked: skip the two headers."""
+    handle.seek(x.info.header_offset)
+    local = handle.read(_LOCAL_HEADER.size)  # zipfile checked it when it read the .npy header
+    _, n_name, n_extra = _LOCAL_HEADER.unpack(local)
+    start = x.info.header_offset + _LOCAL_HEADER.size + n_name + n_extra  # the entry's bytes
+    _check_crc(x, handle, start, path)
+    order = "F" if x.fortran else "C"
+    return np.memmap(
+        path, dtype=x.dtype, mode="r", offset=start + x.n_header, shape=x.shape, order=order
+    )
+
+
+def _check_crc(x: _Entry, handle: BinaryIO, start: int, path: Path) -> None:
+    """Check the entry's CRC-32 (what zipfile checks on a read) over chunks of the file."""
+    handle.seek(start)
+    crc, remaining = 0, x.info.file_size
+    while remaining:
+        chunk = handle.read(min(_CRC_CHUNK, remaining))
+        if not chunk:
+            break
+        crc, remaining = zlib.crc32(chunk, crc), remaining - len(chunk)
+    if remaining or crc != x.info.CRC:
+        problem = f"the file ends {remaining} bytes early" if remaining else "its CRC-32 differs"
+        raise DataError(
+            f"array {x.info.filename.removesuffix('.npy')!r} in {path.name!r} fails its "
+            f"integrity check ({problem}); the archive is truncated or damaged. Write it "
+            "again with np.savez."
+        )
+
+
+def _read_npy_header(stream: IO[bytes]) -> tuple[np.dtype, tuple[int, ...], bool]:
+    """Return the dtype, shape and Fortran order a ``.npy`` header declares, reading no more."""
     major, minor = np.lib.format.read_magic(stream)
     read_header = getattr(np.lib.format, f"read_array_header_{major}_{minor}", None)
     if read_header is None:
         raise ValueError(f"unsupported .npy format version {major}.{minor}")
-    shape, _, dtype = read_header(stream)
-    return dtype, shape
+    shape, fortran, dtype = read_header(stream)
+    return dtype, shape, fortran
 
 
 def _class_names(names: np.ndarray | None, path: Path) -> tuple[str, ...] | None:

@@ -228,7 +228,8 @@ def load(name_or_path: str | os.PathLike[str], **options: object) -> Dataset:
         to a CSV, NPZ or IDX file or a folder. A string is tried as a name first.
     **options
         Keyword options of the loader or reader, e.g. ``n_train=`` for ``curves``,
-        ``root=`` for ``mnist``, ``target=`` for a CSV file.
+        ``root=`` for ``mnist``, ``target=`` for a CSV file, ``mmap=True`` to memory-map
+        an NPZ or IDX file larger than memory.
 
     Returns
     -------

@@ -31,6 +31,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from deepdx._random import numpy_rng
+from deepdx.data._memory import check_fits_in_memory, dataset_bytes
 from deepdx.data.dataset import Dataset
 from deepdx.data.standardize import Standardizer
 from deepdx.exceptions import DataError, InvalidParameterError
@@ -104,7 +105,13 @@ def split(
     InvalidParameterError
         If the sizes are out of range.
     DataError
-        If a split would be empty or would hold one class only.
+        If a split would be empty or would hold one class only, or if the copy of X the
+        splits hold does not fit in the available memory.
+
+    Notes
+    -----
+    The splits copy their rows of X into memory (4 bytes a value, also for a memory-mapped
+    X); the copy is checked against the available memory before it is made.
 
     Examples
     --------
@@ -128,6 +135,12 @@ def split(
     y = dataset.y if stratify and dataset.task == "classification" else None
     strata = None if y is None else y[pool]
     part = _assign(strata, len(pool), f_test, f_val, rng=numpy_rng(seed))  # (len(pool),)
+    check_fits_in_memory(
+        dataset_bytes(dataset.X.size, copy=True),
+        what=f"splitting {dataset.name!r} (the splits copy X)",
+        fix="free memory or use fewer rows, or save the train, validation and test rows to "
+        "separate files and load each one (with mmap=True).",
+    )
     index = {
         "train": pool[part == _TRAIN],
         "val": pool[part == _VAL],

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from deepdx.data._memory import check_fits_in_memory, dataset_bytes
 from deepdx.data.dataset import Dataset
 from deepdx.exceptions import DataError, InvalidParameterError, NotFittedError
 
@@ -125,10 +126,17 @@ class Standardizer:
         NotFittedError
             If :meth:`fit` (or :meth:`load_state_dict`) has not run.
         DataError
-            If the sample shape differs from the one seen in :meth:`fit`.
+            If the sample shape differs from the one seen in :meth:`fit`, or the new X does
+            not fit in the available memory (checked before it is allocated).
         """
         self._check_fitted(data.sample_shape)
-        X = ((data.X - self.mean_) / self.scale_).astype(np.float32)  # (n, *sample_shape)
+        check_fits_in_memory(
+            dataset_bytes(data.X.size, copy=True),
+            what=f"standardizing {data.name!r} (a new float32 X)",
+            fix="free memory or use fewer rows.",
+        )
+        X = np.subtract(data.X, self.mean_, dtype=np.float32)  # (n, *sample_shape)
+        X /= self.scale_  # in place: one new array at the peak
         return dataclasses.replace(data, X=X)
 
     def fit_transform(self, data: Dataset) -> Dataset:

@@ -1,8 +1,11 @@
 import gzip
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepdx.data.idx import load_idx, read_idx, write_idx
 from deepdx.exceptions import DataError
@@ -124,3 +127,74 @@ def test_load_idx_rejects_labels_file_as_images(tmp_path):
     write_idx(tmp_path / "y-idx1-ubyte", np.array([0, 1], np.uint8))
     with pytest.raises(DataError, match="1-D array of 2 values"):
         load_idx(tmp_path / "y-idx1-ubyte")
+
+
+# ----------------------------------------------------------------------------- mmap
+
+
+@pytest.mark.parametrize(("dtype", "code", "shape"), CASES, ids=lambda c: str(c))
+def test_read_idx_mmap_maps_the_file_and_equals_read(tmp_path, dtype, code, shape):
+    array = (np.random.default_rng(0).normal(size=shape) * 50).astype(dtype)
+    path = write_bytes(tmp_path / "a.idx", idx_bytes(array, code))
+    mapped = read_idx(path, mmap=True)
+    assert isinstance(mapped, np.memmap) and mapped.shape == shape
+    assert mapped.offset == 4 + 4 * len(shape) and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, read_idx(path))
+    again = np.memmap(path, dtype=mapped.dtype, mode="r", offset=mapped.offset, shape=shape)
+    np.testing.assert_array_equal(mapped, again)  # the file's bytes, as mapped by hand
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    case=st.sampled_from(CASES),
+    seed=st.integers(0, 2**16),
+)
+def test_read_idx_mmap_equals_read_property(tmp_path_factory, shape, case, seed):
+    dtype, code, _ = case
+    array = (np.random.default_rng(seed).normal(size=shape) * 100).astype(dtype)
+    path = write_bytes(tmp_path_factory.mktemp("idx") / "a.idx", idx_bytes(array, code))
+    np.testing.assert_array_equal(read_idx(path, mmap=True), array)
+    np.testing.assert_array_equal(read_idx(path), array)
+
+
+def test_read_idx_mmap_refuses_gzip_with_the_fix(tmp_path):
+    path = tmp_path / "a.idx.gz"
+    write_idx(path, np.zeros((2, 3), np.uint8))
+    with pytest.raises(DataError, match=r"gzipped and cannot be memory-mapped.*gunzip a.idx.gz"):
+        read_idx(path, mmap=True)
+
+
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+def test_read_idx_checks_size_on_disk_before_reading(tmp_path, mmap):
+    data = idx_bytes(np.zeros((2, 3), np.uint8), 0x08)
+    short = write_bytes(tmp_path / "short.idx", data[:-1])
+    with pytest.raises(DataError, match="truncated.*promises 6 data bytes.*only 5 follow"):
+        read_idx(short, mmap=mmap)
+    padded = write_bytes(tmp_path / "padded.idx", data + b"\x00")
+    with pytest.raises(DataError, match="bytes after the 6 data bytes"):
+        read_idx(padded, mmap=mmap)
+
+
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+def test_read_idx_huge_header_on_tiny_file_allocates_nothing(tmp_path, mmap):
+    header = struct.pack(">BBBB", 0, 0, 0x0D, 2) + struct.pack(">2I", 10**6, 10**6)  # 4 TB
+    path = write_bytes(tmp_path / "x.idx", header + b"\x00" * 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="truncated.*only 64 follow"):
+            read_idx(path, mmap=mmap)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_load_idx_mmap_equals_load(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (6, 4, 5), dtype=np.uint8)
+    write_idx(tmp_path / "x-idx3-ubyte", images)
+    write_idx(tmp_path / "y-idx1-ubyte", np.arange(6, dtype=np.uint8) % 2)
+    read = load_idx(tmp_path / "x-idx3-ubyte", tmp_path / "y-idx1-ubyte")
+    mapped = load_idx(tmp_path / "x-idx3-ubyte", tmp_path / "y-idx1-ubyte", mmap=True)
+    np.testing.assert_array_equal(mapped.X, read.X)
+    np.testing.assert_array_equal(mapped.y, read.y)
