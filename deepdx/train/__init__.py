@@ -2,15 +2,17 @@
 
 from deepdx.train.callbacks import Callback, TrainState
 from deepdx.train.checkpointer import Checkpointer
-from deepdx.train.config import SCHEDULES, TrainConfig
+from deepdx.train.config import PRECISIONS, SCHEDULES, TrainConfig
 from deepdx.train.early_stopping import EarlyStopping
 from deepdx.train.history import EpochRecord, History
 from deepdx.train.loop import fit
 from deepdx.train.objectives import (
     LossFn,
+    Objective,
     cross_entropy_loss,
     default_loss,
     evaluate,
+    mixed_precision_loss,
     predict,
     reconstruction_loss,
     squared_error_loss,
@@ -24,6 +26,7 @@ from deepdx.train.optimizers import (
 from deepdx.train.progress import ProgressBar
 
 __all__ = [
+    "PRECISIONS",
     "SCHEDULES",
     "Callback",
     "Checkpointer",
@@ -31,6 +34,7 @@ __all__ = [
     "EpochRecord",
     "History",
     "LossFn",
+    "Objective",
     "OptimizerEntry",
     "ProgressBar",
     "TrainConfig",
@@ -40,6 +44,7 @@ __all__ = [
     "evaluate",
     "fit",
     "make_optimizer",
+    "mixed_precision_loss",
     "optimizer_names",
     "predict",
     "reconstruction_loss",

@@ -12,10 +12,13 @@ from typing import Any
 
 from deepdx._validation import Interval, OneOf, check_keys, check_params
 
-__all__ = ["NAN_POLICIES", "SCHEDULES", "TrainConfig"]
+__all__ = ["NAN_POLICIES", "PRECISIONS", "SCHEDULES", "TrainConfig"]
 
 SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine", "exponential", "plateau")
 NAN_POLICIES: tuple[str, ...] = ("raise", "skip_step", "rollback")
+PRECISIONS: tuple[str, ...] = ("32-true", "bf16-mixed")
+#: Short names of ``precision`` (PyTorch Lightning's, and ``32`` as the CLI reads ``--set``).
+_PRECISION_ALIASES: dict[object, str] = {"32": "32-true", 32: "32-true", "bf16": "bf16-mixed"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,10 @@ class TrainConfig:
         for full-batch ones (``lbfgs``, ``gd``, ``cg``, ``newton``).
     optimizer : str, default="adam"
         A name from :func:`deepdx.train.optimizer_names` (``sgd``, ``momentum``,
-        ``nesterov``, ``adam``, ``adamw``, ``lbfgs``, ...).
+        ``nesterov``, ``adam``, ``adamw``, ``lbfgs``, ``hf``, ...). ``hf`` (Hessian-free)
+        uses Gauss-Newton products when the loss is an
+        :class:`~deepdx.train.objectives.Objective` (every default loss is one) and Hessian
+        products for a plain ``loss_fn``; ``hf-hessian`` always uses Hessian products.
     lr : float or None, default=None
         Learning rate; None picks the optimizer's default: 3e-3 for adam (three times
         torch's 1e-3, which suits the short default runs; see ``BENCHMARKS.md``), 0.1 for
@@ -71,6 +77,18 @@ class TrainConfig:
     distributed : bool, default=False
         Data-parallel training over the processes started by ``torchrun`` (see
         :mod:`deepdx.train.distributed`); ``batch_size`` is the global batch.
+    precision : {"32-true", "bf16-mixed"}, default="32-true"
+        PyTorch Lightning's names (``"32"`` and ``"bf16"`` are accepted too).
+        ``bf16-mixed``: each training forward pass runs under
+        ``torch.autocast(device, dtype=torch.bfloat16)`` and the loss is computed in
+        float32; parameters, gradients, optimizer state, checkpoints and evaluation stay
+        float32. Refused for float64 models and for the line-search and curvature
+        optimizers (``gd``, ``cg``, ``lbfgs``, ``torch-lbfgs``, ``newton``, ``hf``,
+        ``hf-hessian``), whose loss comparisons and curvature products need full precision.
+    curvature_fraction : float, default=1.0
+        Hessian-free only: curvature products use the first ``ceil(curvature_fraction *
+        B)`` rows of each (randomly ordered) minibatch of B rows, a cheaper curvature
+        minibatch (Martens 2010 uses a fraction of the gradient batch).
 
     Examples
     --------
@@ -94,8 +112,12 @@ class TrainConfig:
     nan_policy: str = "raise"
     detect_anomaly: bool = False
     distributed: bool = False
+    precision: str = "32-true"
+    curvature_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.precision, str | int) and self.precision in _PRECISION_ALIASES:
+            object.__setattr__(self, "precision", _PRECISION_ALIASES[self.precision])
         check_params("TrainConfig", dataclasses.asdict(self), _CONSTRAINTS)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -134,4 +156,6 @@ _CONSTRAINTS = {
     "nan_policy": OneOf(NAN_POLICIES),
     "detect_anomaly": OneOf((True, False)),
     "distributed": OneOf((True, False)),
+    "precision": OneOf(PRECISIONS),
+    "curvature_fraction": Interval(float, low=0, low_open=True, high=1),
 }

@@ -11,6 +11,10 @@ Per epoch::
         batch = (X[idx], y[idx])                   # (B, *sample_shape), (B,)
         loss = optimizer.step(closure)             # closure: zero_grad, loss, backward, clip
     evaluate on validation (and a fixed training subset), step the schedule, callbacks
+
+``precision="bf16-mixed"`` runs the closure's forward pass under bf16 autocast. A
+Hessian-free step also gets its curvature inputs on the first ``ceil(curvature_fraction
+* B)`` rows: ``outputs_fn``, ``loss_on_outputs`` (Gauss-Newton) or ``curvature_closure``.
 """
 
 from __future__ import annotations
@@ -36,7 +40,15 @@ from deepdx.train.config import TrainConfig
 from deepdx.train.distributed import all_agree, init_distributed, mean_across_ranks
 from deepdx.train.early_stopping import EarlyStopping
 from deepdx.train.history import EpochRecord, History
-from deepdx.train.objectives import LossFn, default_loss, evaluate, metric_name
+from deepdx.train.objectives import (
+    LossFn,
+    Objective,
+    default_loss,
+    evaluate,
+    metric_name,
+    mixed_precision_loss,
+    tensor_view,
+)
 from deepdx.train.optimizers import make_optimizer, make_schedule, optimizer_entry
 
 __all__ = ["fit"]
@@ -81,7 +93,10 @@ def fit(
         Settings; ``options`` override single fields (``fit(..., epochs=5, lr=0.1)``).
     loss_fn : callable, optional
         ``loss_fn(model, batch) -> scalar``; defaults to cross-entropy, squared error or
-        reconstruction error by ``train.task``.
+        reconstruction error by ``train.task``. An
+        :class:`~deepdx.train.objectives.Objective` (every default is one) gives
+        ``optimizer="hf"`` Gauss-Newton products; with a plain callable it uses Hessian
+        products.
     callbacks : sequence of Callback, default=()
         Monitors and other hooks, run in order.
     checkpoint_dir : str or Path, optional
@@ -100,7 +115,8 @@ def fit(
     Raises
     ------
     InvalidParameterError
-        For unknown or invalid settings, or a resume whose settings differ.
+        For unknown or invalid settings, a resume whose settings differ, or
+        ``precision="bf16-mixed"`` where it is unsafe (see :class:`TrainConfig`).
     NumericalError
         If the training loss becomes NaN or infinite.
 
@@ -152,6 +168,7 @@ class _Loop:
         self.custom_loss = loss_fn is not None
         self.tensors = _to_tensors(train, self.device)
         self.batch_size = _batch_size(config, len(train))
+        _check_precision(config, self.model, self.device)
         self.optimizer = make_optimizer(
             config.optimizer,
             model.parameters(),
@@ -159,6 +176,7 @@ class _Loop:
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
+        self.curvature = _curvature_kind(self.optimizer, self.loss_fn, config)
         self.schedule = make_schedule(config.schedule, self.optimizer, epochs=config.epochs)
         self.generator = make_generator(config.seed)
         self.train_probe = _train_probe(train, config.train_eval_size, config.seed)
@@ -166,6 +184,8 @@ class _Loop:
         if config.early_stopping is not None:
             self.callbacks.append(EarlyStopping(patience=config.early_stopping))
         self.history = History(metric=metric_name(train.task))
+        if config.precision == "bf16-mixed":
+            self.history.log_event("autocast", dtype="bfloat16")
         self.state = TrainState(
             model=self.model,
             optimizer=self.optimizer,
@@ -265,21 +285,43 @@ class _Loop:
                 return False
             self.history.log_event("skip_step", epoch=self.state.epoch, step=self.state.step + 1)
         else:
-            self.optimizer.step(_Replay(loss, self._closure))  # type: ignore[arg-type]
+            replay = _Replay(loss, self._closure)
+            self.optimizer.step(replay, **self._curvature_inputs())  # type: ignore[arg-type]
         losses[i] = loss.detach()
         self.state.step += 1
         self.state.loss = losses[i]
         return True
 
-    def _closure(self) -> Tensor:
-        """Zero the gradients, compute the minibatch loss, backpropagate, clip."""
+    def _closure(self, batch: tuple[Tensor, ...] | None = None) -> Tensor:
+        """Zero the gradients, compute the loss of ``batch`` (the minibatch), backprop, clip."""
         self.optimizer.zero_grad(set_to_none=True)
-        assert self.state.batch is not None
-        loss = self.loss_fn(self.train_model, self.state.batch)
+        batch = batch or self.state.batch
+        assert batch is not None
+        if self.config.precision == "bf16-mixed":
+            loss = mixed_precision_loss(self.loss_fn, self.train_model, batch, self.device.type)
+        else:
+            loss = self.loss_fn(self.train_model, batch)
         loss.backward()
         if self.config.clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
         return loss
+
+    def _curvature_inputs(self) -> dict[str, Callable[..., Tensor]]:
+        """Return a Hessian-free step's curvature inputs on the curvature batch ({} if none)."""
+        if self.curvature is None:
+            return {}
+        assert self.state.batch is not None
+        n = len(self.state.batch[0])
+        k = math.ceil(self.config.curvature_fraction * n)
+        batch = tuple(t[:k] for t in self.state.batch)  # (k, ...): the rows are in random order
+        if self.curvature == "ggn":
+            objective, model = self.loss_fn, self.model
+            assert isinstance(objective, Objective)
+            return {
+                "outputs_fn": lambda: objective.outputs(model, batch),  # (k, K)
+                "loss_on_outputs": lambda z: objective.on_outputs(z, batch),
+            }
+        return {} if k == n else {"curvature_closure": lambda: self._closure(batch)}
 
     def _end_epoch(self, losses: Tensor) -> None:
         """Check the losses, record the epoch, step the schedule, run epoch callbacks."""
@@ -447,8 +489,8 @@ def _check_compatible(train: Dataset, val: Dataset | None) -> None:
 
 def _to_tensors(data: Dataset, device: torch.device) -> tuple[Tensor, ...]:
     """Move ``X`` (and ``y``) to ``device`` once for the whole run."""
-    X = torch.from_numpy(data.X).to(device)
-    return (X,) if data.y is None else (X, torch.from_numpy(data.y).to(device))
+    X = tensor_view(data.X).to(device)
+    return (X,) if data.y is None else (X, tensor_view(data.y).to(device))
 
 
 def _batch_size(config: TrainConfig, n: int) -> int:
@@ -456,6 +498,52 @@ def _batch_size(config: TrainConfig, n: int) -> int:
     if config.batch_size is not None:
         return min(config.batch_size, n)
     return n if optimizer_entry(config.optimizer).full_batch else min(_DEFAULT_BATCH_SIZE, n)
+
+
+def _check_precision(config: TrainConfig, model: nn.Module, device: torch.device) -> None:
+    """Raise unless ``precision="bf16-mixed"`` is safe for the optimizer, model and device."""
+    if config.precision != "bf16-mixed":
+        return
+    problems = []
+    if not optimizer_entry(config.optimizer).autocast_safe:
+        problems.append(
+            f"optimizer {config.optimizer!r} compares losses in a line search or "
+            "differentiates twice for curvature, which needs float32; use adam, adamw, sgd, "
+            "momentum or nesterov with bf16"
+        )
+    if any(p.dtype == torch.float64 for p in model.parameters()):
+        problems.append(
+            "the model is float64, and autocast would run its forward pass in bfloat16; "
+            "keep precision='32-true' for float64, or call model.float() first"
+        )
+    bf16_device = torch.amp.is_autocast_available(device.type) and (
+        device.type != "cuda" or torch.cuda.is_bf16_supported()
+    )
+    if not bf16_device:
+        problems.append(f"device {device} has no bfloat16 autocast; train there in float32")
+    if problems:
+        raise InvalidParameterError(
+            "precision='bf16-mixed' is not safe here: " + "; ".join(problems) + "."
+        )
+
+
+def _curvature_kind(
+    optimizer: torch.optim.Optimizer, loss_fn: LossFn, config: TrainConfig
+) -> str | None:
+    """Return the curvature fed to the optimizer (None, "ggn"; "hessian" for a plain loss)."""
+    kind = optimizer.defaults.get("curvature")
+    if kind is None and config.curvature_fraction < 1:
+        raise InvalidParameterError(
+            f"curvature_fraction={config.curvature_fraction} is used only by Hessian-free "
+            f"optimizers; got optimizer={config.optimizer!r}. Use optimizer='hf', or leave "
+            "curvature_fraction at 1."
+        )
+    if kind == "ggn" and not isinstance(loss_fn, Objective):
+        logger.info("loss_fn is not an Objective: %s uses Hessian products", config.optimizer)
+        kind = optimizer.defaults["curvature"] = "hessian"
+        for group in optimizer.param_groups:
+            group["curvature"] = kind
+    return kind
 
 
 def _train_probe(train: Dataset, size: int, seed: int) -> Dataset | None:

@@ -2,7 +2,10 @@
 
 Every entry builds a ``torch.optim.Optimizer``; ``fit`` always calls ``step(closure)``, so
 closure-based optimizers (L-BFGS, nonlinear CG, Newton, Hessian-free) work unchanged.
-Further optimizers join with :func:`register_optimizer`.
+An optimizer whose ``defaults`` hold a ``"curvature"`` setting (Hessian-free) also gets
+its curvature inputs from ``fit``: ``outputs_fn`` and ``loss_on_outputs`` for ``"ggn"``,
+``curvature_closure`` for ``"hessian"``. Further optimizers join with
+:func:`register_optimizer`.
 """
 
 from __future__ import annotations
@@ -46,12 +49,17 @@ class OptimizerEntry:
         is then the training-set size).
     description : str
         One line for ``--help``.
+    autocast_safe : bool, default=True
+        Whether the method tolerates a bf16-autocast forward pass
+        (``precision="bf16-mixed"``); False for line searches and curvature products,
+        which compare losses and differentiate twice at full precision.
     """
 
     factory: OptimizerFactory
     default_lr: float
     full_batch: bool
     description: str
+    autocast_safe: bool = True
 
 
 _REGISTRY: dict[str, OptimizerEntry] = {}
@@ -195,27 +203,49 @@ for _name, _entry in {
         1.0,
         True,
         "torch.optim.LBFGS with strong-Wolfe line search",
+        autocast_safe=False,
     ),
     "gd": OptimizerEntry(
-        _closure_based(_roadmap("GradientDescent")), 1.0, True, "gradient descent, line search"
+        _closure_based(_roadmap("GradientDescent")),
+        1.0,
+        True,
+        "gradient descent, line search",
+        autocast_safe=False,
     ),
     "cg": OptimizerEntry(
-        _closure_based(_roadmap("NonlinearCG")), 1.0, True, "nonlinear conjugate gradient (PR+)"
+        _closure_based(_roadmap("NonlinearCG")),
+        1.0,
+        True,
+        "nonlinear conjugate gradient (PR+)",
+        autocast_safe=False,
     ),
     "lbfgs": OptimizerEntry(
-        _closure_based(_roadmap("LBFGS")), 1.0, True, "L-BFGS, two-loop, strong Wolfe"
+        _closure_based(_roadmap("LBFGS")),
+        1.0,
+        True,
+        "L-BFGS, two-loop, strong Wolfe",
+        autocast_safe=False,
     ),
     "newton": OptimizerEntry(
         _closure_based(_roadmap("Newton"), line_search="armijo"),
         1.0,
         True,
         "Newton with Levenberg-Marquardt damping (small models)",
+        autocast_safe=False,
     ),
     "hf": OptimizerEntry(
+        _closure_based(_roadmap("HessianFree"), curvature="ggn"),
+        1.0,
+        True,
+        "Hessian-free (Martens 2010), Gauss-Newton products",
+        autocast_safe=False,
+    ),
+    "hf-hessian": OptimizerEntry(
         _closure_based(_roadmap("HessianFree"), curvature="hessian"),
         1.0,
         True,
-        "Hessian-free (Martens 2010), Hessian-vector products in fit",
+        "Hessian-free with Hessian-vector products",
+        autocast_safe=False,
     ),
 }.items():
     register_optimizer(_name, _entry)

@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -242,3 +243,22 @@ def test_finite_check_in_row_chunks_finds_every_bad_row(monkeypatch):
         from_arrays(X)
     with pytest.raises(DataError, match=re.escape("[4, 50, 99]")):
         from_arrays(X)
+
+
+def test_fit_trains_on_memory_mapped_data_without_a_copy(tmp_path):
+    from deepdx.train import TrainConfig, fit
+    from deepdx.train.objectives import tensor_view
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, X=rng.normal(size=(40, 3)).astype(np.float32), y=np.arange(40) % 2)
+    mapped = read_npz(path, mmap=True)
+    assert np.shares_memory(tensor_view(mapped.X).numpy(), mapped.X)  # and no warning
+    loaded = read_npz(path)
+    config = TrainConfig(epochs=2, batch_size=8, seed=0)
+    models = []
+    for data in (mapped, loaded):
+        torch.manual_seed(0)
+        models.append(torch.nn.Linear(3, 2))
+        fit(models[-1], data, config=config)
+    assert torch.equal(models[0].weight, models[1].weight)

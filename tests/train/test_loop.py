@@ -3,10 +3,22 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deepdx.data.dataset import from_arrays
 from deepdx.exceptions import DataError, InvalidParameterError, NumericalError
-from deepdx.train import Callback, EarlyStopping, TrainConfig, evaluate, fit
+from deepdx.train import (
+    Callback,
+    EarlyStopping,
+    TrainConfig,
+    cross_entropy_loss,
+    evaluate,
+    fit,
+    make_optimizer,
+    reconstruction_loss,
+    squared_error_loss,
+)
+from deepdx.train.optimizers import optimizer_entry
 from tests.train.conftest import make_mlp
 
 
@@ -238,7 +250,7 @@ def test_fit_nan_policy_rollback_gives_up_after_repeated_failures(blobs):
         fit(make_mlp(), train, epochs=1, loss_fn=always_nan, nan_policy="rollback")
 
 
-@pytest.mark.parametrize("name", ["gd", "cg", "lbfgs", "newton", "hf", "torch-lbfgs"])
+@pytest.mark.parametrize("name", ["gd", "cg", "lbfgs", "newton", "hf", "hf-hessian", "torch-lbfgs"])
 def test_fit_runs_every_closure_optimizer_by_name(blobs, name):
     train, val = blobs
     model = torch.nn.Linear(4, 2)
@@ -258,3 +270,39 @@ def test_fit_detect_anomaly_names_the_operation_that_made_nan(blobs):
         warnings.simplefilter("ignore", UserWarning)
         with pytest.raises(NumericalError, match="SqrtBackward0"):
             fit(make_mlp(), train, epochs=1, loss_fn=sqrt_of_negative, detect_anomaly=True)
+
+
+@pytest.mark.parametrize(
+    ("objective", "reference", "target"),
+    [
+        (cross_entropy_loss, F.cross_entropy, "classes"),
+        (squared_error_loss, F.mse_loss, "values"),
+        (reconstruction_loss, F.mse_loss, "inputs"),
+    ],
+)
+def test_objective_split_equals_the_torch_loss_of_the_model_outputs(objective, reference, target):
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(8, 3, generator=gen)
+    y = {
+        "classes": torch.randint(0, 3, (8,), generator=gen),
+        "values": torch.randn(8, 3, generator=gen),
+        "inputs": X,
+    }[target]
+    model = torch.nn.Linear(3, 3)
+    z = objective.outputs(model, (X, y))  # (8, 3)
+    assert torch.equal(z, model(X))
+    assert torch.equal(objective(model, (X, y)), reference(z, y))
+    assert torch.equal(objective.on_outputs(z, (X, y)), reference(z, y))
+
+
+def test_train_config_round_trips_the_precision_and_curvature_settings():
+    config = TrainConfig(precision="bf16", curvature_fraction=0.25, optimizer="adam")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert TrainConfig.from_dict({"epochs": 2}).precision == "32-true"  # older checkpoints
+
+
+@pytest.mark.parametrize(("name", "curvature"), [("hf", "ggn"), ("hf-hessian", "hessian")])
+def test_make_optimizer_hessian_free_names_pick_the_curvature(name, curvature):
+    optimizer = make_optimizer(name, torch.nn.Linear(3, 2).parameters())
+    assert optimizer.defaults["curvature"] == curvature
+    assert not optimizer_entry(name).autocast_safe
