@@ -2,8 +2,10 @@
 
 A check asks the budget how many seconds it may spend, measures what one unit of its work
 costs (a pilot epoch on a few hundred rows), and then scales its work down (fewer epochs) or
-raises :class:`CheckSkipped` with a reason the engine records. Nothing here stops a run that
-has started: the estimates are rough, so a check may overrun its share by one unit of work.
+raises :class:`CheckSkipped` with a reason the engine records. The estimates are rough, so a
+check sized this way may overrun its share by one unit of work. A training run that must end
+with the budget takes a :class:`DeadlineStop` callback, which stops it after the epoch in
+which the budget ran out.
 
 Symbols
 -------
@@ -26,6 +28,7 @@ from torch import nn
 from deepdx._random import numpy_rng
 from deepdx.data.dataset import Dataset
 from deepdx.exceptions import DeepdxError, InvalidParameterError
+from deepdx.train.callbacks import Callback, TrainState
 from deepdx.train.config import TrainConfig
 from deepdx.train.loop import fit
 from deepdx.train.objectives import LossFn
@@ -34,6 +37,7 @@ __all__ = [
     "PILOT_ROWS",
     "Budget",
     "CheckSkipped",
+    "DeadlineStop",
     "ModelFactory",
     "affordable_epochs",
     "as_budget",
@@ -124,6 +128,50 @@ class Budget:
     def sub(self, fraction: float) -> Budget:
         """Return a new budget of ``share(fraction)`` seconds that starts now."""
         return Budget(self.share(fraction), clock=self._clock)
+
+
+class DeadlineStop(Callback):
+    """Stop a training run after the epoch in which ``budget`` ran out.
+
+    Parameters
+    ----------
+    budget : Budget
+        The allowance; checked at the end of every epoch.
+    reason : str, default="the time budget was spent"
+        The stop reason recorded in the run's history.
+
+    Attributes
+    ----------
+    stopped_at : int or None
+        The epoch after which the stop was requested; None while the budget lasts.
+
+    Notes
+    -----
+    ``fit`` stops only between epochs, so the run ends at most one epoch (its steps and its
+    evaluation) after the budget ran out.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from deepdx.data.dataset import from_arrays
+    >>> data = from_arrays(np.random.default_rng(0).normal(size=(32, 3)), [0, 1] * 16)
+    >>> ticks = iter(range(100))  # a fake clock: starts at 0, epochs end at 1, 2, 3... s
+    >>> stop = DeadlineStop(Budget(2.5, clock=lambda: float(next(ticks))))
+    >>> history = fit(torch.nn.Linear(3, 2), data, epochs=10, callbacks=[stop])
+    >>> stop.stopped_at, len(history.epochs)
+    (3, 3)
+    """
+
+    def __init__(self, budget: Budget, reason: str = "the time budget was spent") -> None:
+        self.budget, self.reason = budget, reason
+        self.stopped_at: int | None = None
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """Request a stop once no time is left (unless the run ends or stops anyway)."""
+        last = state.epoch >= state.n_epochs or state.stop_reason is not None
+        if not last and self.stopped_at is None and self.budget.exhausted():
+            self.stopped_at = state.epoch
+            state.request_stop(self.reason)
 
 
 def as_budget(budget: Budget | float | None) -> Budget:

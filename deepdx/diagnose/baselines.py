@@ -18,6 +18,7 @@ gain              (s_net − s_base) / (s_perfect − s_base)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -39,12 +40,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR
 
 from deepdx.data.dataset import Dataset
+from deepdx.diagnose._isolated import EstimatorWorker, FitScores, WorkerTimeout, fit_and_score
 from deepdx.exceptions import DataError, InvalidParameterError
 
 __all__ = [
     "GAIN_THRESHOLD",
     "MAX_GAIN",
     "BaselineResult",
+    "baseline_worker",
     "best_baseline",
     "fit_baselines",
     "normalised_gain",
@@ -162,6 +165,7 @@ def fit_baselines(
     budget_s: float | None = None,
     seed: int = 0,
     max_rbf_samples: int = 10_000,
+    worker: EstimatorWorker | None = None,
 ) -> list[BaselineResult]:
     """Fit shallow scikit-learn baselines on ``train`` and score them on both splits.
 
@@ -171,13 +175,19 @@ def fit_baselines(
         Supervised splits with the same task and sample shape. X of shape
         (n, *sample_shape) is flattened to (n, d); images (n, C, H, W) become (n, C·H·W).
     budget_s : float, optional
-        Wall-clock budget in seconds. Before each model after the dummy, if the time spent so
-        far has reached the budget the model is skipped with a reason. A model that starts
-        runs to the end, so the total can exceed the budget by one model's time.
+        Wall-clock budget in seconds for all the models but the dummy, which always runs.
+        A model is skipped when the budget is spent before it starts, and stopped (its
+        worker process ended) when the budget runs out while it fits; both are reported in
+        its ``skipped`` reason. None: no limit.
     seed : int, default=0
         ``random_state`` of the liblinear models (the others are deterministic).
     max_rbf_samples : int, default=10_000
         The RBF-kernel SVM / SVR is fitted only when ``n_train <= max_rbf_samples``.
+    worker : EstimatorWorker, optional
+        Worker process that fits every model but the dummy (see :func:`baseline_worker`);
+        it is left running for the caller to reuse or close. By default a finite
+        ``budget_s`` starts one for this call (its start-up, about a second, counts in the
+        budget), and an unlimited budget fits every model in this process.
 
     Returns
     -------
@@ -211,6 +221,12 @@ def fit_baselines(
     iteration, k-NN scoring O(n_train·(n_train + n_test)·d), the RBF SVM between
     O(n_train²·d) and O(n_train³).
 
+    A scikit-learn ``fit`` cannot be interrupted in its own process, so with a budget the
+    models are fitted in a worker process (:class:`~deepdx.diagnose._isolated.EstimatorWorker`)
+    that is stopped at the deadline: the call returns within ``budget_s`` plus the time to
+    stop a process (well under a second) and the dummy's fit. A model fitted there scores
+    exactly as it would in this process.
+
     Examples
     --------
     >>> import numpy as np
@@ -230,16 +246,40 @@ def fit_baselines(
     arrays = (*_arrays(train), *_arrays(test))
     start = perf_counter()
     results: list[BaselineResult] = []
-    for spec in specs:
-        elapsed = perf_counter() - start
-        budget = budget_s if results else None  # the dummy always runs: it is the reference
-        reason = _skip_reason(spec, train.n_samples, max_rbf_samples, budget, elapsed)
-        if reason is not None:
-            results.append(BaselineResult(spec.name, metric, skipped=reason))
-            continue
-        estimator = _build(spec, train.task == "regression", seed, train.n_outputs)
-        results.append(_fit_and_score(spec.name, metric, estimator, arrays))
+    with contextlib.ExitStack() as stack:
+        if worker is None and budget_s is not None:
+            worker = stack.enter_context(baseline_worker())  # starts on its first fit
+        for spec in specs:
+            elapsed = perf_counter() - start
+            budget = budget_s if results else None  # the dummy always runs: it is the reference
+            reason = _skip_reason(spec, train.n_samples, max_rbf_samples, budget, elapsed)
+            if reason is not None:
+                results.append(BaselineResult(spec.name, metric, skipped=reason))
+                continue
+            estimator = _build(spec, train.task == "regression", seed, train.n_outputs)
+            fitter = _Fitter(spec.name, metric, worker if results else None, budget, elapsed)
+            results.append(fitter.fit(estimator, arrays))
     return results
+
+
+def baseline_worker() -> EstimatorWorker:
+    """Return a worker process (not yet started) that preloads the baselines' modules.
+
+    Returns
+    -------
+    EstimatorWorker
+        Pass it to :func:`fit_baselines` as ``worker``; started early with ``start()``, it
+        imports scikit-learn while the caller does other work. Close it when done.
+
+    Examples
+    --------
+    >>> with baseline_worker() as worker:
+    ...     "sklearn.pipeline" in worker.preload
+    True
+    """
+    parts = [Pipeline, StandardScaler, TransformedTargetRegressor, MultiOutputRegressor]
+    models = [type(spec.make(0)) for spec in (*_CLASSIFIERS, *_REGRESSORS)]
+    return EstimatorWorker(preload=sorted({cls.__module__ for cls in (*parts, *models)}))
 
 
 def best_baseline(results: list[BaselineResult]) -> BaselineResult:
@@ -377,8 +417,8 @@ def _skip_reason(
     """Return why ``spec`` must not be fitted, or None."""
     if budget_s is not None and elapsed >= budget_s:
         return (
-            f"time budget of {budget_s:g} s was spent ({elapsed:.2f} s elapsed) before this "
-            "model started; raise budget_s to fit it."
+            f"time budget of {budget_s:.3g} s was spent ({elapsed:.2f} s elapsed) before this "
+            "model started; raise the budget to fit it."
         )
     if spec.kernel and n_train > max_rbf_samples:
         return (
@@ -401,23 +441,48 @@ def _build(spec: _Spec, regression: bool, seed: int, n_outputs: int) -> _Estimat
     return pipeline
 
 
-def _fit_and_score(
-    name: str, metric: Metric, estimator: _Estimator, arrays: tuple[np.ndarray, ...]
-) -> BaselineResult:
-    """Fit on the train arrays, score both splits, and keep the model's own warnings."""
-    X_train, y_train, X_test, y_test = arrays
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+@dataclass(frozen=True)
+class _Fitter:
+    """Fits one baseline, in this process or in ``worker`` until the budget is spent."""
+
+    name: str
+    metric: Metric
+    worker: EstimatorWorker | None
+    budget_s: float | None
+    elapsed: float  # seconds of the budget spent before this model
+
+    def fit(self, estimator: _Estimator, arrays: tuple[np.ndarray, ...]) -> BaselineResult:
+        """Fit on the train arrays, score both splits, and keep the model's own warnings."""
+        if self.worker is None:
+            return self._result(fit_and_score(estimator, arrays))
+        timeout = None if self.budget_s is None else self.budget_s - self.elapsed
         start = perf_counter()
-        estimator.fit(X_train, y_train)
-        seconds = perf_counter() - start
-        train_score = float(estimator.score(X_train, y_train))
-        test_score = float(estimator.score(X_test, y_test))
-    notes = []
-    for w in caught:
-        if issubclass(w.category, _RECORDED_WARNINGS):
-            notes.append(f"{w.category.__name__}: {w.message}")
-            logger.info("baseline %s: %s", name, w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return BaselineResult(name, metric, train_score, test_score, seconds, note=" ".join(notes))
+        try:
+            return self._result(self.worker.fit_and_score(estimator, arrays, timeout=timeout))
+        except WorkerTimeout:
+            seconds = perf_counter() - start
+        logger.info("baseline %s stopped after %.1f s: the budget was spent", self.name, seconds)
+        return BaselineResult(
+            self.name,
+            self.metric,
+            skipped=f"stopped after {seconds:.1f} s: the time budget of {self.budget_s:.3g} s "
+            "was spent; raise the budget to fit it.",
+        )
+
+    def _result(self, scores: FitScores) -> BaselineResult:
+        """Turn the scores into a result; re-raise the warnings that are not the model's."""
+        notes = []
+        for category, message, filename, lineno in scores.caught:
+            if issubclass(category, _RECORDED_WARNINGS):
+                notes.append(f"{category.__name__}: {message}")
+                logger.info("baseline %s: %s", self.name, message)
+            else:
+                warnings.warn_explicit(message, category, filename, lineno)
+        return BaselineResult(
+            self.name,
+            self.metric,
+            scores.train_score,
+            scores.test_score,
+            scores.fit_seconds,
+            note=" ".join(notes),
+        )

@@ -45,6 +45,8 @@ from deepdx.data.splits import Splits
 from deepdx.diagnose._budget import (
     Budget,
     CheckSkipped,
+    DeadlineStop,
+    as_budget,
     budgeted_epochs,
     seconds_per_row,
 )
@@ -233,10 +235,11 @@ def capacity_probes(
         logger.info("capacity probe %s skipped: %s", name, reason)
     probe_rows = min(train.n_samples, config.train_eval_size or PROBE_TRAIN_EVAL_SIZE)
     config = config.replace(early_stopping=None, train_eval_size=probe_rows)
-    epochs = _probe_epochs(variants, splits, config, budget, n_jobs, seed, loss_fn)
+    deadline = as_budget(budget)
+    epochs = _probe_epochs(variants, splits, config, deadline, n_jobs, seed, loss_fn)
     config = config.replace(epochs=epochs)
     probes = Parallel(n_jobs=n_jobs)(
-        delayed(_probe)(name, variant, splits, config, seed, loss_fn)
+        delayed(_probe)(name, variant, splits, config, seed, loss_fn, deadline)
         for name, variant in variants.items()
     )
     return cast(list[CapacityProbe], probes)
@@ -288,13 +291,26 @@ def _probe(
     config: TrainConfig,
     seed: int,
     loss_fn: LossFn | None,
+    deadline: Budget,
 ) -> CapacityProbe:
-    """Train one variant and return its final training-probe and validation scores."""
+    """Train one variant and return its final training-probe and validation scores.
+
+    A probe still training when ``deadline`` runs out (its epochs were sized by an
+    estimate) stops after that epoch and reports no final scores.
+    """
     model = _factory(spec, splits.train, seed)()
     keeper = _KeepHistory()
+    stop = DeadlineStop(deadline, "the capacity probes' time budget was spent")
     start = time.perf_counter()
     try:
-        fit(model, splits.train, splits.val, config=config, loss_fn=loss_fn, callbacks=[keeper])
+        fit(
+            model,
+            splits.train,
+            splits.val,
+            config=config,
+            loss_fn=loss_fn,
+            callbacks=[keeper, stop],
+        )
     except NumericalError as exc:
         logger.info("capacity probe %s diverged: %s", name, exc)
     seconds = time.perf_counter() - start

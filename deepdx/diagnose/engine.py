@@ -8,12 +8,18 @@ Order, cheapest first, each check given a share of the time budget::
 
 A check that cannot run (no budget left, a custom model that cannot be varied, no targets)
 is recorded in ``Evidence.skipped`` and reported as ``not_run``; it never fails the diagnosis.
+
+The budget is a deadline, not a hint (see ``BUDGET_RULE``): the shallow baselines fit in a
+worker process that is stopped when their share runs out, the training run stops after the
+epoch in which the budget ran out, the later checks size their epochs to what is left, and
+the learning curve stops before its next fit once nothing is left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import time
 import warnings
@@ -26,8 +32,9 @@ import torch
 from torch import nn
 
 from deepdx.data import Dataset, Splits, load, prepare
-from deepdx.diagnose._budget import Budget, CheckSkipped
-from deepdx.diagnose.baselines import fit_baselines
+from deepdx.diagnose._budget import Budget, CheckSkipped, DeadlineStop
+from deepdx.diagnose._isolated import EstimatorWorker
+from deepdx.diagnose.baselines import baseline_worker, fit_baselines
 from deepdx.diagnose.capacity import capacity_probes
 from deepdx.diagnose.diagnosis import Diagnosis
 from deepdx.diagnose.evidence import Evidence
@@ -44,12 +51,18 @@ from deepdx.train import Callback, History, TrainConfig, TrainState, evaluate, f
 from deepdx.train.objectives import LossFn, default_loss, metric_name
 from deepdx.train.optimizers import optimizer_entry
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_MODEL", "diagnose"]
+__all__ = ["BUDGET_RULE", "DEFAULT_BUDGET", "DEFAULT_MODEL", "diagnose"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a diagnosis may spend by default (``--budget``).
 DEFAULT_BUDGET = 90.0
+#: What the budget guarantees; it goes into the report's settings.
+BUDGET_RULE = (
+    "checks are sized to the time left and skipped or stopped when it is spent, each listed "
+    "as not run; the training run finishes the epoch, and the learning curve the fit, in "
+    "which the budget ran out"
+)
 #: The model diagnosed when none is given.
 DEFAULT_MODEL = "mlp"
 #: Training samples evaluated each epoch so train and validation scores are comparable.
@@ -84,7 +97,8 @@ def diagnose(
         A model spec (``"mlp:256,128"``, ``"conv"``, ``"FILE.py:FUNCTION"``) or an untrained
         ``nn.Module`` (it is copied, never trained in place). Default: ``"mlp"``.
     budget : float, default=90.0
-        Seconds for the whole diagnosis; optional checks shrink or are skipped to fit.
+        Seconds for the whole diagnosis; optional checks shrink or are skipped to fit. The
+        diagnosis ends within ``budget`` plus about one training epoch (see Notes).
     loss_fn : callable, optional
         ``loss_fn(model, batch) -> scalar``; the task's standard loss by default.
     val_size, test_size : float
@@ -102,6 +116,20 @@ def diagnose(
     Diagnosis
         ``findings`` (problems first), the ``evidence``, settings and timings;
         ``Diagnosis.save(dir)`` writes ``report.html`` and ``findings.json``.
+
+    Notes
+    -----
+    How the budget is kept (``BUDGET_RULE``). The checks run in order, each sized to a share
+    of the time left, and each is skipped when nothing is left. The shallow baselines fit
+    in a worker process that is stopped when their share runs out. The training run stops
+    after the epoch in which the whole budget ran out. The pre-flight, the learning curve
+    and the capacity probes cut their epochs to their share from a pilot run's timing; the
+    learning curve (and the regression bootstrap) also stop before their next fit once the
+    whole budget is spent. The diagnosis thus ends within ``budget`` plus the longest of one
+    training epoch and one learning-curve fit, plus the capacity probes' estimate error,
+    plus a fraction of a second to stop the worker. Loading ``data`` by name counts in the
+    budget; saving the report does not. Every check skipped or stopped, and every epoch not
+    trained, is listed in ``evidence.skipped`` and reported as ``not_run`` with its reason.
     """
     clock = Budget(budget)
     dataset = load(data) if isinstance(data, str) else data
@@ -115,6 +143,7 @@ def diagnose(
         "data": dataset.name,
         "model": spec,
         "budget_s": budget,
+        "budget_rule": BUDGET_RULE,
         "val_size": val_size,
         "test_size": test_size,
         "train": config.to_dict(),
@@ -153,13 +182,16 @@ class _Run:
     def check_all(self) -> None:
         """Run every check in order; each one is timed and may be skipped."""
         ev, splits = self.evidence, self.splits
-        with self._step("setup"):
-            # torch imports its compiler stack when the first optimizer is built (seconds);
-            # pay it here so no check's time allowance is eaten by it.
-            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-        with self._step("data sanity"):
-            ev.data_sanity = data_sanity(splits)
-        self._baselines()
+        with baseline_worker() as worker:
+            if splits.train.task != "unsupervised":
+                worker.start()  # it imports scikit-learn (about 1 s) while setup runs
+            with self._step("setup"):
+                # torch imports its compiler stack when the first optimizer is built
+                # (seconds); pay it here so no check's time allowance is eaten by it.
+                torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+            with self._step("data sanity"):
+                ev.data_sanity = data_sanity(splits)
+            self._baselines(worker)
         with self._step("gradient check"):
             batch = _sample_batch(splits.train, 8, self.config.seed)
             ev.gradcheck = gradcheck(self.make_model(), self._loss, batch, seed=self.config.seed)
@@ -179,7 +211,7 @@ class _Run:
         self._capacity()
 
     # ------------------------------------------------------------------ checks
-    def _baselines(self) -> None:
+    def _baselines(self, worker: EstimatorWorker) -> None:
         if self.splits.train.task == "unsupervised":
             self.evidence.skipped["baselines"] = "unsupervised data has no targets to predict"
             return
@@ -189,14 +221,20 @@ class _Run:
                 self.splits.test,
                 budget_s=self.clock.remaining() * _BASELINE_SHARE,
                 seed=self.config.seed,
+                worker=worker,
             )
+        for result in self.evidence.baselines:
+            if result.skipped is not None:
+                self.evidence.skipped[f"baseline_{result.name}"] = result.skipped
 
     def _train(self) -> None:
         ev, splits = self.evidence, self.splits
         model = self.make_model()
         keeper = _HistoryKeeper()
         probe = _sample_batch(splits.train, MONITOR_PROBE_SIZE, self.config.seed)
-        callbacks = [keeper, *default_monitors(probe=probe)]
+        budget = f"the diagnosis budget of {self.clock.seconds:g} s was spent"
+        deadline = DeadlineStop(self.clock, budget)
+        callbacks = [keeper, deadline, *default_monitors(probe=probe)]
         try:
             fit(
                 model,
@@ -209,19 +247,26 @@ class _Run:
         except NumericalError as exc:
             ev.divergence = str(exc)
         ev.history = keeper.history
+        if deadline.stopped_at is not None:
+            ev.skipped["training_epochs"] = (
+                f"epochs {deadline.stopped_at + 1} to {self.config.epochs} of the training run "
+                f"were not trained: {budget}; raise the budget to train them"
+            )
         if ev.divergence is None:
-            ev.input_sensitivity = input_sensitivity(model, self._loss, probe)
-        if ev.divergence is None and ev.metric:
-            scores = {
-                name: evaluate(model, part, loss_fn=self.loss_fn)[ev.metric]
-                for name, part in (
-                    ("train", splits.train),
-                    ("val", splits.val),
-                    ("test", splits.test),
-                )
-            }
-            ev.net_train_score, ev.net_val_score = scores["train"], scores["val"]
-            ev.net_test_score = scores["test"]
+            self._score_net(model, probe)
+
+    def _score_net(self, model: nn.Module, probe: tuple[torch.Tensor, ...]) -> None:
+        """Record the trained net's input sensitivity and its scores on every split."""
+        ev, splits = self.evidence, self.splits
+        ev.input_sensitivity = input_sensitivity(model, self._loss, probe)
+        if not ev.metric:
+            return
+        scores = {
+            name: evaluate(model, part, loss_fn=self.loss_fn)[ev.metric]
+            for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+        }
+        ev.net_train_score, ev.net_val_score = scores["train"], scores["val"]
+        ev.net_test_score = scores["test"]
 
     def _learning_curve(self) -> None:
         ev = self.evidence
@@ -230,7 +275,7 @@ class _Run:
             return
         with self._step("learning curve"):
             ev.learning_curve = learning_curve(
-                self.make_model,
+                self._make_until_spent(),
                 self.splits.train,
                 config=self.config,
                 budget=self.clock.share(_CURVE_SHARE),
@@ -252,7 +297,7 @@ class _Run:
             return
         with self._step("bias variance"):
             ev.bias_variance = bootstrap_bias_variance(
-                self.make_model,
+                self._make_until_spent(),
                 self.splits.train,
                 self.splits.val,
                 n_boot=BOOTSTRAP_RESAMPLES,
@@ -278,6 +323,10 @@ class _Run:
             )
 
     # ------------------------------------------------------------------ helpers
+    def _make_until_spent(self) -> Callable[[], nn.Module]:
+        """Return the model factory for a check of many fits; it stops the check in time."""
+        return functools.partial(_make_in_time, self.make_model, self.clock)
+
     def _loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return (self.loss_fn or default_loss(self.splits.train.task))(model, batch)
 
@@ -312,6 +361,16 @@ class _HistoryKeeper(Callback):
     def on_fit_start(self, state: TrainState) -> None:
         """Remember the history object."""
         self.history = state.history
+
+
+def _make_in_time(make_model: Callable[[], nn.Module], clock: Budget) -> nn.Module:
+    """Build a fresh model for the next fit, or stop the check if the budget is spent."""
+    if clock.exhausted():
+        raise CheckSkipped(
+            f"stopped: the diagnosis budget of {clock.seconds:g} s was spent before all its "
+            "fits ran; raise the budget to run it."
+        )
+    return make_model()
 
 
 def _model_factory(

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from deepdx.data.dataset import from_arrays
 from deepdx.diagnose import baselines
+from deepdx.diagnose._isolated import EstimatorWorker, WorkerTimeout, fit_and_score
 from deepdx.diagnose.baselines import (
     MAX_GAIN,
     BaselineResult,
@@ -171,15 +172,70 @@ def test_fit_baselines_zero_budget_fits_only_the_dummy():
     assert all(not r.fitted and "time budget of 0 s" in r.skipped for r in results[1:])
 
 
+@pytest.fixture(scope="module")
+def worker():
+    with EstimatorWorker() as started:
+        yield started
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_digits_like, _regression, lambda: _regression(n_targets=2)],
+    ids=["classification", "regression", "multi_output"],
+)
+def test_fit_baselines_in_a_worker_process_equal_in_process_results_exactly(make, worker):
+    train, test = make()
+    here = fit_baselines(train, test, seed=3)
+    there = fit_baselines(train, test, seed=3, worker=worker)
+    assert [(r.name, r.train_score, r.test_score, r.note) for r in there] == [
+        (r.name, r.train_score, r.test_score, r.note) for r in here
+    ]
+
+
+def test_fit_baselines_in_a_worker_keeps_convergence_warning_in_note(monkeypatch, worker):
+    monkeypatch.setattr(baselines, "LOGISTIC_MAX_ITER", 1)
+    train, test = _digits_like(n=200)
+    results = {r.name: r for r in fit_baselines(train, test, worker=worker)}
+    assert "ConvergenceWarning" in results["logistic_regression"].note
+
+
+class _RecordingWorker:
+    """Stands in for EstimatorWorker: fits here, records each timeout, may time out."""
+
+    def __init__(self, time_out=()):
+        self.timeouts, self.time_out = [], set(time_out)
+
+    def fit_and_score(self, estimator, arrays, *, timeout):
+        self.timeouts.append(timeout)
+        if type(estimator[-1]).__name__ in self.time_out:
+            raise WorkerTimeout("no reply")
+        return fit_and_score(estimator, arrays)
+
+
 def test_fit_baselines_stops_adding_models_once_budget_is_spent(monkeypatch):
     ticks = iter(range(1000))  # a clock that advances one second per reading
     monkeypatch.setattr(baselines, "perf_counter", lambda: float(next(ticks)))
     train, test = _iris_like()
-    results = fit_baselines(train, test, budget_s=4.5)
-    # clock: start 0; dummy 1..3; logistic regression checks at 4 < 4.5 and runs; then 7 >= 4.5
-    assert [r.name for r in results if r.fitted] == ["dummy", "logistic_regression"]
-    assert [r.fit_seconds for r in results if r.fitted] == [1.0, 1.0]
-    assert all("budget" in r.skipped for r in results[2:])
+    worker = _RecordingWorker()
+    results = fit_baselines(train, test, budget_s=4.5, worker=worker)
+    # clock: start 0; dummy checks at 1 and fits here; logistic regression checks at 2 and
+    # fits in the worker (its start reads 3); k-NN checks at 4, fits (5); then 6 >= 4.5
+    assert [r.name for r in results if r.fitted] == ["dummy", "logistic_regression", "knn"]
+    assert worker.timeouts == [4.5 - 2, 4.5 - 4]  # what is left of the budget
+    assert all("budget of 4.5 s was spent" in r.skipped for r in results[3:])
+
+
+def test_fit_baselines_reports_a_model_stopped_by_its_timeout(monkeypatch):
+    ticks = iter(range(1000))
+    monkeypatch.setattr(baselines, "perf_counter", lambda: float(next(ticks)))
+    train, test = _iris_like()
+    worker = _RecordingWorker(time_out={"LogisticRegression"})
+    results = fit_baselines(train, test, budget_s=100.0, worker=worker)
+    stopped = results[1]
+    assert stopped.name == "logistic_regression" and not stopped.fitted
+    # its start reads 3, the timeout 4: stopped after 1 s
+    assert stopped.skipped.startswith("stopped after 1.0 s: the time budget of 100 s")
+    assert [r.name for r in results if r.fitted] == ["dummy", "knn", "rbf_svm", "linear_svm"]
 
 
 def test_fit_baselines_keeps_convergence_warning_in_note(monkeypatch):
