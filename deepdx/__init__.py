@@ -28,6 +28,8 @@ _LAZY = {
     "diagnose": "deepdx.diagnose",
     "gradcheck": "deepdx.diagnose",
     "Diagnosis": "deepdx.diagnose",
+    "compare_optimizers": "deepdx.study",
+    "local_optima": "deepdx.study",
 }
 
 __all__ = ["__version__", *_LAZY]

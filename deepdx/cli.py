@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_evaluate(commands)
     _add_diagnose(commands)
+    _add_optimizers(commands)
     return parser
 
 
@@ -231,7 +232,10 @@ def _add_diagnose(commands: argparse._SubParsersAction) -> None:
         "evidence and advice to --out/report.html and --out/findings.json.",
     )
     _add_run_arguments(sub)
-    sub.add_argument("--budget", type=float, help="seconds for the whole diagnosis (default 90)")
+    sub.add_argument("--budget", type=float,
+                     help="seconds for the checks (default 90; a deadline, overrun by at "
+                     "most one training epoch); start-up, loading and the report come on "
+                     "top")  # fmt: skip
     sub.add_argument("--n-jobs", type=int, default=1, help="parallel jobs for curves and probes")
     sub.add_argument("--out", type=Path, help="report directory (default runs/diagnose-DATA)")
     sub.set_defaults(handler=_run_diagnose)
@@ -258,6 +262,75 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     result.save(out)
     print(result.summary_table())
     print(f"\nreport: {out / 'report.html'}\nfindings: {out / 'findings.json'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def _add_optimizers(commands: argparse._SubParsersAction) -> None:
+    from deepdx.study.compare import DEFAULT_OPTIMIZERS
+    from deepdx.study.problems import PROBLEMS
+
+    sub = commands.add_parser(
+        "optimizers",
+        help="compare optimizers on one problem, or study local optima",
+        description="Run several optimizers on one problem under the same budget and plot "
+        "the loss against CPU time and gradient evaluations, with the Hessian's top "
+        "eigenvalue and condition number at the start and at each end point. With "
+        "--local-optima, train one MLP from many seeds next to logistic regression instead. "
+        "Writes summary.md, PNG plots and a JSON of every trace to --out.",
+    )
+    sub.add_argument("--problem", choices=tuple(PROBLEMS), default="logreg",
+                     help="the objective (default logreg)")  # fmt: skip
+    sub.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
+                     help="comma-separated names (default %(default)s)")  # fmt: skip
+    sub.add_argument("--budget", type=float,
+                     help="CPU seconds of optimizer steps per optimizer (default: the "
+                     "problem's, 1-3 s; 20 s for autoencoder)")  # fmt: skip
+    sub.add_argument("--max-evals", type=float, help="gradient evaluations per optimizer")
+    sub.add_argument("--data", help="data set of logreg, mlp, autoencoder, --local-optima")
+    sub.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
+    sub.add_argument("--lr", action="append", default=[], metavar="NAME=VALUE",
+                     help="learning rate of one optimizer, not swept (repeatable)")  # fmt: skip
+    sub.add_argument("--no-sweep", action="store_true",
+                     help="use the curvature-based learning rates without a sweep")  # fmt: skip
+    sub.add_argument("--seed", type=int, default=0, help="seed of the start point (default 0)")
+    sub.add_argument("--local-optima", action="store_true",
+                     help="train the MLP and logistic regression from --seeds seeds")  # fmt: skip
+    sub.add_argument("--seeds", type=int, default=10, help="seeds of --local-optima (10)")
+    sub.add_argument("--max-iter", type=int, default=2000,
+                     help="L-BFGS iterations per seed of --local-optima (2000)")  # fmt: skip
+    sub.add_argument("--out", type=Path, help="output directory (default runs/optimizers-PROBLEM)")
+    sub.add_argument("--quiet", action="store_true", help="no progress output")
+    sub.set_defaults(handler=_run_optimizers)
+
+
+def _run_optimizers(args: argparse.Namespace) -> int:
+    from deepdx.study import compare_optimizers, local_optima, make_problem
+
+    progress = None if args.quiet else (lambda line: print(f"  {line}", file=sys.stderr))
+    data = {} if args.data is None else {"data": args.data}
+    if args.local_optima:
+        result = local_optima(n_seeds=args.seeds, max_iter=args.max_iter, progress=progress, **data)
+        out = args.out or Path("runs") / "local-optima"
+    else:
+        lrs = dict(_parse_assignment(item) for item in args.lr)
+        result = compare_optimizers(
+            make_problem(args.problem, **data),
+            [name.strip() for name in args.optimizers.split(",") if name.strip()],
+            budget_seconds=args.budget,
+            max_evals=args.max_evals,
+            batch_size=args.batch_size,
+            lrs={name.replace("_", "-"): value for name, value in lrs.items()},
+            lr_sweep=not args.no_sweep,
+            seed=args.seed,
+            progress=progress,
+        )
+        out = args.out or Path("runs") / _slug(f"optimizers-{args.problem}")
+    result.save(out)
+    print(result.summary_table())
+    print(f"\nsummary: {out / 'summary.md'}")
     return 0
 
 
