@@ -295,8 +295,8 @@ class _Run:
         if self.steps <= 10 or self.steps >= RECORD_GROWTH * last_step:
             return True
         seconds = self.cpu - trace.cpu_seconds[-1]
-        if seconds < 2.0 * self.record_cost:
-            return False
+        if self.budget.seconds is not None and seconds < 2.0 * self.record_cost:
+            return False  # under a time budget, recording may not eat the steps' time
         return self.budget.record_due(seconds, self.evals - trace.evals[-1])
 
     @torch.no_grad()
