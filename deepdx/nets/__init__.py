@@ -5,9 +5,10 @@ name                what it is
 ==================  ==========================================================
 MLP                 flatten, hidden Linear layers, linear output
 ConvNet             LeNet-5 style conv layers, then an MLP head
+DeepAutoencoder     encoder MLP to a code layer, mirrored decoder (Hinton & Salakhutdinov 2006)
 HiddenLayer         (index, name, layer, activation) of a hidden layer, for hooks
 ACTIVATIONS         activation name -> module constructor
-INIT_SCHEMES        weight-init scheme names (kaiming, xavier, lecun, normal, auto)
+INIT_SCHEMES        weight-init scheme names (kaiming, xavier, lecun, normal, sparse, auto)
 build_model         build a model from a spec such as ``mlp:256,128:tanh``
 parse_spec          parse a spec without building it
 describe_spec       the spec grammar, for help texts
@@ -17,6 +18,7 @@ count_parameters    number of scalar parameters of any module
 
 from __future__ import annotations
 
+from deepdx.nets.autoencoder import DeepAutoencoder
 from deepdx.nets.convnet import POOLS, ConvNet, conv_plan
 from deepdx.nets.init import INIT_SCHEMES, gain, init_weight_, reset_layer_, resolve_init
 from deepdx.nets.mlp import ACTIVATIONS, MLP, HiddenLayer, make_activation
@@ -36,6 +38,7 @@ __all__ = [
     "POOLS",
     "SPEC_GRAMMAR",
     "ConvNet",
+    "DeepAutoencoder",
     "HiddenLayer",
     "ModelSpec",
     "build_model",

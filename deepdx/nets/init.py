@@ -19,10 +19,18 @@ xavier      U(-a, a), a = √(6 / (fan_in + fan_out));       Glorot & Bengio (20
             variance 2 / (fan_in + fan_out), gain 1
 lecun       N(0, 1 / fan_in)                               LeCun et al. (1998)
 normal      N(0, 0.01²)                                    small random weights
+sparse      k = min(15, fan_in) entries per unit drawn     Martens (2010)
+            N(0, 1) at distinct random inputs, the rest 0
 auto        kaiming after a ReLU-family activation
             (relu, leaky_relu, gelu, elu, softplus),
             xavier after tanh, sigmoid or identity
 ==========  =============================================  ===================================
+
+The sparse scheme keeps each unit's total input of order √k whatever the layer's fan-in, so
+wide layers do not saturate their units, while the weights stay large (unit variance) and
+the units start out clearly different from one another; ``k`` is :data:`SPARSE_FAN_IN`.
+For a convolution, a unit is an output channel and its inputs are the ``C_in * k * k``
+kernel entries.
 
 There is no ``zeros`` scheme for weights: if every unit of a layer starts with the same
 weights, every unit receives the same gradient and they stay identical forever (the symmetry
@@ -44,6 +52,7 @@ __all__ = [
     "INIT_SCHEMES",
     "LEAKY_RELU_SLOPE",
     "RELU_FAMILY",
+    "SPARSE_FAN_IN",
     "gain",
     "init_problem",
     "init_weight_",
@@ -51,7 +60,9 @@ __all__ = [
     "resolve_init",
 ]
 
-INIT_SCHEMES: tuple[str, ...] = ("auto", "kaiming", "xavier", "lecun", "normal")
+INIT_SCHEMES: tuple[str, ...] = ("auto", "kaiming", "xavier", "lecun", "normal", "sparse")
+SPARSE_FAN_IN = 15
+"""Nonzero incoming weights per unit in the ``sparse`` scheme (Martens 2010 used 15)."""
 LEAKY_RELU_SLOPE = 0.01
 RELU_FAMILY = frozenset({"relu", "leaky_relu", "gelu", "elu", "softplus"})
 
@@ -101,8 +112,8 @@ def init_problem(init: object) -> str | None:
     >>> init_problem("kaiming") is None
     True
     >>> print(init_problem("kaimig"))  # doctest: +NORMALIZE_WHITESPACE
-    init 'kaimig' is not known; expected one of auto, kaiming, xavier, lecun, normal; did you mean
-    'kaiming'?
+    init 'kaimig' is not known; expected one of auto, kaiming, xavier, lecun, normal, sparse; did
+    you mean 'kaiming'?
     """
     if init in INIT_SCHEMES:
         return None
@@ -179,6 +190,17 @@ def _fans(weight: Tensor) -> tuple[int, int]:
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
+def _sparse_(weight: Tensor, *, generator: torch.Generator | None) -> Tensor:
+    """Give each unit (row of the flattened weight) min(15, fan_in) N(0, 1) inputs, others 0."""
+    rows = weight.view(weight.shape[0], -1)  # (fan_out units, fan_in)
+    k = min(SPARSE_FAN_IN, rows.shape[1])
+    scores = torch.rand(rows.shape, generator=generator, device=weight.device)  # (out, in)
+    chosen = scores.argsort(dim=1)[:, :k]  # (out, k) distinct inputs per unit
+    values = torch.randn(chosen.shape, generator=generator, device=weight.device)  # (out, k)
+    rows.zero_().scatter_(1, chosen, values.to(weight.dtype))
+    return weight
+
+
 @torch.no_grad()
 def init_weight_(
     weight: Tensor,
@@ -229,6 +251,8 @@ def init_weight_(
     g = gain(activation)
     fan_in, fan_out = _fans(weight)
     chosen = resolve_init(scheme, activation)
+    if chosen == "sparse":
+        return _sparse_(weight, generator=generator)
     if chosen == "xavier":
         bound = math.sqrt(6.0 / (fan_in + fan_out))  # Var U(-a, a) = a² / 3 = 2 / (in + out)
         return nn.init.uniform_(weight, -bound, bound, generator=generator)

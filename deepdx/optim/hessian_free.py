@@ -34,6 +34,16 @@ the curvature batch) may replace the gradient closure for Hessian products. Both
 arguments of ``step``, not of the constructor, because the minibatch changes every step
 and ``state_dict()`` must stay free of callables.
 
+Preconditioner
+--------------
+Martens' diagonal preconditioner needs diag F, the empirical Fisher's diagonal. Pass
+``fisher_fn`` to :meth:`HessianFree.step`, typically built on
+:func:`empirical_fisher_diagonal`, which vectorises one per-sample gradient per sample
+with ``torch.func``; the default splits ``outputs_fn()`` by rows, which costs a backward
+through the whole batch per row. The function lives here, next to the step that uses it,
+so both share one convention (the loss is a mean over samples); that is why this module
+runs past 600 lines.
+
 References
 ----------
 J. Martens, "Deep learning via Hessian-free optimization", ICML 2010.
@@ -48,11 +58,11 @@ J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., Springer, 2006, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from deepdx._validation import Constraint, Interval, OneOf
 from deepdx.curvature import MatVec, ggn_operator, hessian_operator
@@ -70,7 +80,7 @@ from deepdx.optim._flat import (
 from deepdx.optim._second_order import adapted_damping, differentiable_loss
 from deepdx.optim.line_search import LineSearch
 
-__all__ = ["CURVATURES", "HessianFree"]
+__all__ = ["CURVATURES", "HessianFree", "empirical_fisher_diagonal"]
 
 CURVATURES = ("ggn", "hessian")
 
@@ -78,7 +88,10 @@ PRECONDITIONER_EXPONENT = 0.75
 """α of Martens' preconditioner M = (diag F + λ)^α."""
 
 _SAMPLE_CHUNK = 64
-"""Per-sample gradients are computed this many samples at a time (memory chunk · n)."""
+"""Per-row gradients of the default diagonal are computed this many rows at a time."""
+
+_CHUNK_NUMBERS = 2**24
+"""Numbers of per-sample gradients held at once by :func:`empirical_fisher_diagonal`."""
 
 
 class HessianFree(FlatOptimizer):
@@ -150,13 +163,16 @@ class HessianFree(FlatOptimizer):
        operator ``v ↦ B v`` on the curvature batch
        (:func:`~deepdx.curvature.ggn_operator` or
        :func:`~deepdx.curvature.hessian_operator`) and ``A = B + λ D⁻¹ (+ λ μ S)``.
-    2. Preconditioner (§4.7): ``M = (diag F + λ D⁻¹)^α``, α = 3/4. With Gauss-Newton
-       curvature, F is the empirical Fisher of the curvature batch, ``diag F = N Σ_b
-       c_b ⊙ c_b`` where c_b is sample b's share of the batch gradient of a mean loss
-       over the N rows of ``outputs_fn()`` (per-sample gradients by one batched
-       backward, ``is_grads_batched``, in chunks; this assumes row b of z depends only
-       on sample b, which batch normalisation breaks). With Hessian curvature there are
-       no outputs to split by sample, so F is the squared minibatch gradient ``g ⊙ g``.
+    2. Preconditioner (§4.7): ``M = (diag F + λ D⁻¹)^α``, α = 3/4. ``diag F`` is what
+       ``fisher_fn()`` returns, e.g. :func:`empirical_fisher_diagonal` (one per-sample
+       gradient per sample, vectorised). Without it, and with Gauss-Newton curvature,
+       F is the empirical Fisher of the curvature batch taking each of the N rows of
+       ``outputs_fn()`` as a sample, ``diag F = N Σ_b c_b ⊙ c_b`` where c_b is row b's
+       share of the gradient of the mean loss (one batched backward through the whole
+       batch per row, ``is_grads_batched``: O(N²) work, so pass ``fisher_fn`` when N
+       is in the thousands; this assumes row b of z depends only on sample b, which
+       batch normalisation breaks). With Hessian curvature and no ``fisher_fn`` there
+       are no outputs to split by sample, so F is the squared gradient ``g ⊙ g``.
     3. ``δ_N = cg_solve(A, −g, x_0 = ζ δ_prev)`` with the relative-progress rule,
        keeping the iterates at iterations ⌈1.3ʲ⌉ and the last one.
     4. Backtracking over iterates (§4.6): evaluate f at θ + δ_i from the last saved
@@ -296,6 +312,7 @@ class HessianFree(FlatOptimizer):
         loss_on_outputs: Callable[[Tensor], Tensor] | None = None,
         curvature_closure: Callable[[], Tensor] | None = None,
         hidden_fn: Callable[[], Tensor] | None = None,
+        fisher_fn: Callable[[], Tensor] | None = None,
     ) -> Tensor:
         """Run up to ``max_iter`` Hessian-free iterations; return the loss before them.
 
@@ -317,6 +334,12 @@ class HessianFree(FlatOptimizer):
         hidden_fn : callable, optional
             ``hidden_fn() -> h``, the hidden states (any shape) the structural damping
             penalises; required when ``structural_damping > 0``.
+        fisher_fn : callable, optional
+            ``fisher_fn() -> diag F`` (n,), non-negative, in the optimizer's parameter
+            order, for the Martens preconditioner (Notes, step 2), e.g.
+            ``lambda: empirical_fisher_diagonal(model, loss, Xc, yc)``; called once per
+            outer iteration, unused with ``preconditioner=None``. By default each row of
+            ``outputs_fn()`` counts as a sample.
 
         Returns
         -------
@@ -326,7 +349,8 @@ class HessianFree(FlatOptimizer):
         Raises
         ------
         InvalidParameterError
-            If the curvature inputs do not match ``curvature`` or ``structural_damping``.
+            If the curvature inputs do not match ``curvature`` or ``structural_damping``,
+            or ``fisher_fn()`` is not a non-negative vector of n entries.
         NumericalError
             If the loss or gradient where an iteration starts, or a curvature product,
             is not finite.
@@ -350,7 +374,9 @@ class HessianFree(FlatOptimizer):
 
         def fisher(g: Tensor) -> Tensor:
             diagonal = None
-            if outputs_fn is not None and loss_on_outputs is not None:
+            if fisher_fn is not None:
+                diagonal = _checked_diagonal(fisher_fn(), g)
+            elif outputs_fn is not None and loss_on_outputs is not None:
                 diagonal = _fisher_diagonal(outputs_fn, loss_on_outputs, self._params)
             return g * g if diagonal is None else diagonal  # (n,)
 
@@ -516,7 +542,7 @@ def _structure(hidden_fn: Callable[[], Tensor], params: list[Tensor]) -> MatVec:
 def _fisher_diagonal(
     outputs_fn: Callable[[], Tensor],
     loss_on_outputs: Callable[[Tensor], Tensor],
-    params: list[Tensor],
+    params: Sequence[Tensor],
 ) -> Tensor | None:
     """Return diag F = N Σ_b c_b ⊙ c_b (n,) from per-sample gradients c_b; None if z is 0-d."""
     with torch.enable_grad():
@@ -540,3 +566,139 @@ def _fisher_diagonal(
         ]
         total += torch.cat(squares)  # (n,)
     return n_samples * total
+
+
+def _checked_diagonal(diagonal: object, g: Tensor) -> Tensor:
+    """Return ``fisher_fn()``'s result as g's dtype; raise unless it is (n,) and >= 0."""
+    if isinstance(diagonal, Tensor) and diagonal.shape == g.shape:
+        if bool((diagonal >= 0).all()):
+            return diagonal.to(g)  # (n,)
+        got = "a tensor with negative or NaN entries"
+    elif isinstance(diagonal, Tensor):
+        got = f"shape {tuple(diagonal.shape)}"
+    else:
+        got = type(diagonal).__name__
+    raise InvalidParameterError(
+        f"fisher_fn() must return the diagonal of the empirical Fisher, a non-negative "
+        f"tensor of shape {tuple(g.shape)} in the optimizer's parameter order; got {got}. "
+        "Return e.g. empirical_fisher_diagonal(model, sample_loss, X, y)."
+    )
+
+
+def empirical_fisher_diagonal(
+    module: nn.Module,
+    sample_loss: Callable[[Tensor, Tensor], Tensor],
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    params: Sequence[Tensor] | None = None,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Return diag F = (1/N) Σ_b ∇ℓ_b ⊙ ∇ℓ_b, the empirical Fisher's diagonal, by per-sample grads.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The network; ``module(x)`` maps a batch (B, ...) to outputs (B, ...). Its
+        per-sample outputs must not depend on other samples or on chance: call
+        ``module.eval()`` first if it has batch normalisation or dropout.
+    sample_loss : callable
+        ``sample_loss(z, t) -> scalar``: the loss ℓ_b of one sample, given the outputs
+        z (1, ...) and targets t (1, ...) of a batch holding only that sample, e.g.
+        ``lambda z, t: F.binary_cross_entropy_with_logits(z, t, reduction="sum")``.
+        The objective whose Fisher this is, is the mean of ℓ_b over the N samples.
+    inputs : Tensor of shape (N, ...)
+        The samples x_b.
+    targets : Tensor of shape (N, ...)
+        Their targets t_b (``inputs`` again for an autoencoder).
+    params : sequence of Tensor or None, default=None
+        Parameters of ``module`` to differentiate, in the order of the result (the
+        optimizer's order); None takes ``module.parameters()``. The others stay fixed.
+    chunk_size : int or None, default=None
+        Samples whose gradients are held at once; None picks the most that keep
+        ``chunk_size · n`` under 2²⁴ numbers (64 MiB in float32).
+
+    Returns
+    -------
+    Tensor of shape (n,)
+        n = Σ numel over ``params``, in their order, flattened like ``torch.cat``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If a tensor in ``params`` is not a parameter of ``module``, ``inputs`` and
+        ``targets`` differ in length or are empty, or ``chunk_size < 1``.
+
+    Notes
+    -----
+    ``torch.func.vmap(torch.func.grad(ℓ))`` over the samples, in chunks: one per-sample
+    gradient per sample, about the cost of a few backward passes over the N samples
+    plus N · n multiply-adds for the squares, memory ``chunk_size · n``. The default of
+    :meth:`HessianFree.step` instead runs one batched backward through the whole batch
+    per output row, O(N²) work. Martens (2010, §4.7) computes the same quantity per
+    layer as (δ ⊙ δ)ᵀ(a ⊙ a) for fully connected layers.
+
+    Examples
+    --------
+    >>> import torch.nn.functional as F
+    >>> net = nn.Linear(3, 2).double()
+    >>> X = torch.randn(10, 3, dtype=torch.float64)
+    >>> y = torch.randint(0, 2, (10,))
+    >>> diag = empirical_fisher_diagonal(net, lambda z, t: F.cross_entropy(z, t), X, y)
+    >>> diag.shape, bool((diag >= 0).all())
+    (torch.Size([8]), True)
+    """
+    names, chosen = _parameter_names(module, params)
+    n_samples = _check_samples(inputs, targets, chunk_size)
+    n = sum(p.numel() for p in chosen)
+    chunk = chunk_size or max(1, min(n_samples, _CHUNK_NUMBERS // max(n, 1)))
+    fixed = {k: v.detach() for k, v in module.named_parameters() if k not in names}
+    fixed.update(dict(module.named_buffers()))
+
+    def loss_of_sample(weights: tuple[Tensor, ...], x: Tensor, t: Tensor) -> Tensor:
+        values = {**fixed, **dict(zip(names, weights, strict=True))}
+        z = torch.func.functional_call(module, values, (x.unsqueeze(0),))  # (1, ...)
+        return sample_loss(z, t.unsqueeze(0))
+
+    per_sample = torch.func.vmap(torch.func.grad(loss_of_sample), in_dims=(None, 0, 0))
+    weights = tuple(p.detach() for p in chosen)
+    total = chosen[0].new_zeros(n)  # (n,)
+    with torch.enable_grad():
+        for start in range(0, n_samples, chunk):
+            grads = per_sample(
+                weights, inputs[start : start + chunk], targets[start : start + chunk]
+            )
+            total += torch.cat([c.flatten(1).square().sum(0) for c in grads])  # (n,)
+    return total / n_samples
+
+
+def _parameter_names(
+    module: nn.Module, params: Sequence[Tensor] | None
+) -> tuple[list[str], list[Tensor]]:
+    """Return the qualified names and tensors of ``params`` (default: all) in ``module``."""
+    named: dict[str, Tensor] = dict(module.named_parameters())
+    chosen = list(named.values()) if params is None else list(params)
+    by_id = {id(p): name for name, p in named.items()}
+    missing = [i for i, p in enumerate(chosen) if id(p) not in by_id]
+    if missing or not chosen:
+        raise InvalidParameterError(
+            f"empirical_fisher_diagonal needs params that are parameters of module; got "
+            f"{len(chosen)} tensors, of which positions {missing} are not in "
+            f"{type(module).__name__}.named_parameters(). Pass params=None for all of them."
+        )
+    return [by_id[id(p)] for p in chosen], chosen
+
+
+def _check_samples(inputs: Tensor, targets: Tensor, chunk_size: int | None) -> int:
+    """Return N; raise unless inputs and targets hold N >= 1 samples and chunk_size >= 1."""
+    problems = []
+    if inputs.dim() == 0 or targets.dim() == 0 or len(inputs) != len(targets) or not len(inputs):
+        problems.append(
+            f"inputs and targets must hold the same number N >= 1 of samples along dim 0; got "
+            f"shapes {tuple(inputs.shape)} and {tuple(targets.shape)}."
+        )
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        problems.append(f"chunk_size must be an int >= 1 or None; got {chunk_size!r}.")
+    if problems:
+        raise InvalidParameterError("empirical_fisher_diagonal: " + " ".join(problems))
+    return len(inputs)

@@ -10,8 +10,9 @@ from torch.nn import functional as F
 
 from deepdx._random import make_generator, seeded_torch
 from deepdx.exceptions import InvalidParameterError, NumericalError
+from deepdx.nets.autoencoder import DeepAutoencoder
 from deepdx.optim import GradientDescent
-from deepdx.optim.hessian_free import HessianFree, _fisher_diagonal
+from deepdx.optim.hessian_free import HessianFree, _fisher_diagonal, empirical_fisher_diagonal
 from tests.optim.problems import fit_least_squares
 
 TIGHT = {"tolerance_grad": 1e-12, "tolerance_change": 0.0}
@@ -272,6 +273,130 @@ def test_hessian_free_is_a_drop_in_for_torch_lbfgs_in_a_training_loop():
     lbfgs, _ = fit_least_squares(torch.optim.LBFGS, seed=2, steps=8)
     torch.testing.assert_close(hf, solution, atol=1e-6, rtol=0)
     torch.testing.assert_close(lbfgs, solution, atol=1e-4, rtol=0)
+
+
+# ----------------------------------------------------------------------------- Fisher diagonal
+
+
+def _tiny_autoencoder(seed=0):
+    with seeded_torch(seed):
+        return DeepAutoencoder((6,), (4, 3, 2), init="sparse").double()
+
+
+def _images(n=13, seed=0):
+    return torch.rand(n, 6, generator=make_generator(seed), dtype=torch.float64)
+
+
+def _summed_bce(z, x):
+    return F.binary_cross_entropy_with_logits(z, x, reduction="sum")
+
+
+def _brute_force_fisher(model, X, params):
+    """(1/N) sum_b grad l_b ** 2, one autograd call per sample."""
+    squares = torch.zeros(sum(p.numel() for p in params), dtype=torch.float64)
+    for b in range(len(X)):
+        grads = torch.autograd.grad(_summed_bce(model(X[b : b + 1]), X[b : b + 1]), params)
+        squares += torch.cat([t.reshape(-1) for t in grads]) ** 2
+    return squares / len(X)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 4])
+def test_empirical_fisher_diagonal_matches_a_per_sample_loop(chunk_size):
+    model, X = _tiny_autoencoder(), _images()  # 13 samples: chunks of 4 leave a remainder
+    params = list(model.parameters())
+    diagonal = empirical_fisher_diagonal(model, _summed_bce, X, X, chunk_size=chunk_size)
+    expected = _brute_force_fisher(model, X, params)
+    torch.testing.assert_close(diagonal, expected, atol=1e-10, rtol=0)
+
+
+def test_empirical_fisher_diagonal_follows_the_order_of_params():
+    model, X = _tiny_autoencoder(seed=1), _images(seed=1)
+    named = dict(model.named_parameters())
+    chosen = [named["decoder.output.weight"], named["encoder.linear1.bias"]]  # out of order
+    diagonal = empirical_fisher_diagonal(model, _summed_bce, X, X, params=chosen)
+    expected = _brute_force_fisher(model, X, chosen)
+    torch.testing.assert_close(diagonal, expected, atol=1e-10, rtol=0)
+
+
+def test_empirical_fisher_diagonal_agrees_with_the_per_row_default():
+    # rows of the outputs are samples here, so both are the empirical Fisher of the mean loss
+    model, X = _tiny_autoencoder(seed=2), _images(seed=2)
+    params = list(model.parameters())
+    per_row = _fisher_diagonal(lambda: model(X), lambda z: _summed_bce(z, X) / len(X), params)
+    assert per_row is not None
+    diagonal = empirical_fisher_diagonal(model, _summed_bce, X, X)
+    torch.testing.assert_close(diagonal, per_row, atol=1e-12, rtol=1e-10)
+
+
+def test_empirical_fisher_diagonal_rejects_foreign_params_and_bad_samples():
+    model, X = _tiny_autoencoder(), _images()
+    foreign = [dict(model.named_parameters())["decoder.output.bias"], torch.zeros(3)]
+    with pytest.raises(InvalidParameterError, match=r"positions \[1\] are not in DeepAutoencoder"):
+        empirical_fisher_diagonal(model, _summed_bce, X, X, params=foreign)
+    with pytest.raises(InvalidParameterError, match=r"same number N >= 1.*chunk_size must be"):
+        empirical_fisher_diagonal(model, _summed_bce, X, X[:5], chunk_size=0)
+
+
+def _hf_autoencoder_steps(model, X, n_steps, **step_kwargs):
+    optimizer = HessianFree(model.parameters())
+    closure = _closure(optimizer, lambda: _summed_bce(model(X), X) / len(X))
+    losses = [
+        optimizer.step(
+            closure,
+            outputs_fn=lambda: model(X),
+            loss_on_outputs=lambda z: _summed_bce(z, X) / len(X),
+            **step_kwargs,
+        ).item()
+        for _ in range(n_steps)
+    ]
+    return optimizer, losses + [closure().item()]
+
+
+def test_hessian_free_fisher_fn_replaces_the_per_row_diagonal():
+    X = _images(n=20)
+    default_model, fisher_model = _tiny_autoencoder(), _tiny_autoencoder()
+    default, _ = _hf_autoencoder_steps(default_model, X, 2)
+    calls = []
+
+    def fisher_fn():
+        calls.append(1)
+        return empirical_fisher_diagonal(fisher_model, _summed_bce, X, X)
+
+    given, _ = _hf_autoencoder_steps(fisher_model, X, 2, fisher_fn=fisher_fn)
+    assert len(calls) == 2  # once per outer iteration
+    first_default, first_given = next(default_model.parameters()), next(fisher_model.parameters())
+    torch.testing.assert_close(
+        given.state[first_given]["cg_x"], default.state[first_default]["cg_x"], atol=1e-10, rtol=0
+    )
+    scaled, _ = _hf_autoencoder_steps(
+        _tiny_autoencoder(), X, 1, fisher_fn=lambda: 100 * fisher_fn()
+    )
+    assert not torch.equal(
+        scaled.state[next(iter(scaled._params))]["cg_x"], default.state[first_default]["cg_x"]
+    )
+
+
+def test_hessian_free_rejects_a_fisher_fn_of_the_wrong_shape():
+    X = _images(n=8)
+    model = _tiny_autoencoder()
+    n = sum(p.numel() for p in model.parameters())
+    with pytest.raises(
+        InvalidParameterError,
+        match=rf"shape \({n},\) in the optimizer's parameter order; got shape \(3,\)",
+    ):
+        _hf_autoencoder_steps(model, X, 1, fisher_fn=lambda: torch.ones(3, dtype=torch.float64))
+    with pytest.raises(InvalidParameterError, match=r"got a tensor with negative or NaN entries"):
+        _hf_autoencoder_steps(model, X, 1, fisher_fn=lambda: -torch.ones(n, dtype=torch.float64))
+
+
+def test_hessian_free_trains_a_tiny_autoencoder():
+    X = _images(n=40, seed=3)
+    model = _tiny_autoencoder(seed=3)
+    fisher_fn = lambda: empirical_fisher_diagonal(model, _summed_bce, X, X)  # noqa: E731
+    _, losses = _hf_autoencoder_steps(model, X, 8, fisher_fn=fisher_fn)
+    print("HF tiny autoencoder losses:", [f"{v:.4f}" for v in losses])
+    assert all(b <= a for a, b in zip(losses, losses[1:], strict=False))  # line search
+    assert losses[-1] < 0.9 * losses[0]
 
 
 @pytest.mark.gpu
