@@ -6,6 +6,7 @@ name                what it is
 MLP                 flatten, hidden Linear layers, linear output
 ConvNet             LeNet-5 style conv layers, then an MLP head
 DeepAutoencoder     encoder MLP to a code layer, mirrored decoder (Hinton & Salakhutdinov 2006)
+ElmanRNN            Elman recurrent net, tanh, last or all outputs; hidden states for HF
 HiddenLayer         (index, name, layer, activation) of a hidden layer, for hooks
 ACTIVATIONS         activation name -> module constructor
 INIT_SCHEMES        weight-init scheme names (kaiming, xavier, lecun, normal, sparse, auto)
@@ -22,6 +23,7 @@ from deepdx.nets.autoencoder import DeepAutoencoder
 from deepdx.nets.convnet import POOLS, ConvNet, conv_plan
 from deepdx.nets.init import INIT_SCHEMES, gain, init_weight_, reset_layer_, resolve_init
 from deepdx.nets.mlp import ACTIVATIONS, MLP, HiddenLayer, make_activation
+from deepdx.nets.rnn import RNN_INITS, RNN_OUTPUTS, ElmanRNN
 from deepdx.nets.spec import (
     SPEC_GRAMMAR,
     ModelSpec,
@@ -36,9 +38,12 @@ __all__ = [
     "INIT_SCHEMES",
     "MLP",
     "POOLS",
+    "RNN_INITS",
+    "RNN_OUTPUTS",
     "SPEC_GRAMMAR",
     "ConvNet",
     "DeepAutoencoder",
+    "ElmanRNN",
     "HiddenLayer",
     "ModelSpec",
     "build_model",
