@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from deepdx._validation import Constraint, OneOf
+from deepdx._validation import Constraint, Interval, OneOf
 from deepdx.curvature import DEFAULT_MAX_PARAMS, hessian
 from deepdx.exceptions import InvalidParameterError, NumericalError
 from deepdx.optim._flat import (
@@ -86,8 +86,16 @@ class Newton(FlatOptimizer):
         Initial Levenberg-Marquardt λ >= 0, adapted by ρ after every iteration (Notes).
         0 gives the pure Newton step; λ then stays 0 until a step fails.
     max_params : int, default=4096
-        Refuse more parameters than this: the dense Hessian costs n² memory and n
-        Hessian-vector products per iteration.
+        Refuse more parameters than this: the dense Hessian costs n² memory (three
+        (n, n) matrices while it is damped and factored) and n Hessian-vector products
+        per iteration. Pass it explicitly for a larger model whose Hessian fits in
+        memory: 7,850 parameters need 470 MiB per matrix in float64.
+    hessian_chunk_size : int or None, default=None
+        Hessian-vector products per batched backward pass when the Hessian is built
+        (``chunk_size`` of :func:`deepdx.curvature.hessian`; None: its default, one
+        column at a time below 1,024 parameters, else chunks sized by a 32 MiB budget).
+        1 builds it one column at a time, for a closure whose backward pass cannot run
+        under ``torch.vmap``.
     line_search : {"armijo"}, callable or None, default=None
         None: the step ``lr · d`` is accepted only if it lowers the loss (a trust-region
         style test); "armijo": backtracking from ``t = lr`` (N&W Alg. 3.1); a callable
@@ -136,6 +144,12 @@ class Newton(FlatOptimizer):
     near a minimum λ shrinks geometrically, and with ``damping=0`` (or once λ is
     negligible) the steps are pure Newton steps, which converge quadratically.
 
+    Cost per iteration: one dense Hessian (one gradient graph, then n Hessian-vector
+    products in batched backward passes), one Cholesky factorisation (n³/3 flops) per λ
+    tried, and the closure calls below. For 7,840 parameters (logistic regression on
+    3,500 MNIST digits, one CPU thread) that is about 28 s for the Hessian and 4 s for
+    the factorisation.
+
     Conventions: Martens' factors 2/3 and 3/2 (Marquardt's were 1/10 and 10); ρ uses
     the undamped model q, as trust-region methods do (N&W eq. 4.4); the identity in
     ``H + λI`` becomes ``D⁻¹ = lr_max / lr_group`` with several groups (a scaled
@@ -167,6 +181,7 @@ class Newton(FlatOptimizer):
         "lr": POSITIVE,
         "damping": NONNEGATIVE,
         "max_params": AT_LEAST_ONE,
+        "hessian_chunk_size": Interval(int, low=1, allow_none=True),
         "line_search": OneOf(("armijo", None), callable_name=LINE_SEARCH_CALLABLE),
         "max_iter": AT_LEAST_ONE,
         "tolerance_grad": NONNEGATIVE,
@@ -182,6 +197,7 @@ class Newton(FlatOptimizer):
         *,
         damping: float = 1e-4,
         max_params: int = DEFAULT_MAX_PARAMS,
+        hessian_chunk_size: int | None = None,
         line_search: str | LineSearch | None = None,
         max_iter: int = 1,
         tolerance_grad: float = 1e-7,
@@ -193,6 +209,7 @@ class Newton(FlatOptimizer):
             "lr": lr,
             "damping": damping,
             "max_params": max_params,
+            "hessian_chunk_size": hessian_chunk_size,
             "line_search": line_search,
             "max_iter": max_iter,
             "tolerance_grad": tolerance_grad,
@@ -211,9 +228,10 @@ class Newton(FlatOptimizer):
             self.param_groups.pop()
             raise InvalidParameterError(
                 f"Newton builds the dense (n, n) Hessian, so it accepts at most "
-                f"max_params={max_params} parameters; got n={n} ({mib:,.0f} MiB and {n} "
-                "Hessian-vector products per iteration). Use HessianFree or LBFGS for a "
-                "model this size, or raise max_params if the Hessian fits in memory."
+                f"max_params={max_params} parameters; got n={n}: the Hessian would need "
+                f"{mib:,.0f} MiB (three such matrices while it is factored) and {n} "
+                f"Hessian-vector products per iteration. Pass max_params={n} to Newton if "
+                "that fits in memory, or use HessianFree, which never forms the Hessian."
             )
 
     @torch.no_grad()
@@ -273,8 +291,12 @@ class Newton(FlatOptimizer):
         """Return the symmetrised dense Hessian (n, n) of the closure's objective at x."""
         objective = differentiable_loss(closure)
         state["func_evals"] += 1
-        params = self._params
-        H = hessian(lambda: objective, params, max_params=self.defaults["max_params"])  # (n, n)
+        H = hessian(
+            lambda: objective,
+            self._params,
+            max_params=self.defaults["max_params"],
+            chunk_size=self.defaults["hessian_chunk_size"],
+        )  # (n, n)
         bad = int((~torch.isfinite(H)).sum())
         if bad:
             raise NumericalError(
@@ -282,7 +304,7 @@ class Newton(FlatOptimizer):
                 f"entries of {H.numel()}; expected finite second derivatives. Look for "
                 "NaN/inf in the model, or a loss that is not twice differentiable here."
             )
-        return 0.5 * (H + H.T)  # (n, n)
+        return (H + H.mT).mul_(0.5)  # (n, n) symmetrised, one temporary
 
     def _newton_direction(self, H: Tensor, g: Tensor, state: dict[str, Any]) -> Tensor:
         """Return ``d = −(H + λ D⁻¹)⁻¹ g`` (n,), raising λ until the matrix is PD (steps 1-2)."""
@@ -290,8 +312,10 @@ class Newton(FlatOptimizer):
         inv_metric = unscaled(torch.ones_like(g), scale)  # (n,) D⁻¹
         beta = _shift_floor(H)
         damping = state["damping"]
+        A = torch.empty_like(H)  # (n, n) H + λ D⁻¹, refilled for each λ
         for _ in range(_MAX_SHIFTS):
-            L, info = torch.linalg.cholesky_ex(H + torch.diag(damping * inv_metric))  # (n, n)
+            A.copy_(H).diagonal().add_(damping * inv_metric)
+            L, info = torch.linalg.cholesky_ex(A)  # (n, n) lower factor
             if int(info) == 0:
                 state["damping"] = damping
                 return -torch.cholesky_solve(g[:, None], L)[:, 0]  # (n,)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
 from torch.nn import functional as F
 
 from deepdx._random import make_generator
@@ -140,12 +143,89 @@ def test_newton_rejects_a_step_that_raises_the_loss():
 
 
 def test_newton_rejects_more_parameters_than_max_params():
-    with pytest.raises(InvalidParameterError, match=r"at most max_params=10 .* got n=12 .*"):
+    message = (
+        r"at most max_params=10 parameters; got n=12: the Hessian would need \d+ MiB .* "
+        r"Pass max_params=12 to Newton .* or use HessianFree"
+    )
+    with pytest.raises(InvalidParameterError, match=message):
         Newton([torch.zeros(12, requires_grad=True)], max_params=10)
     optimizer = Newton([torch.zeros(6, requires_grad=True)], max_params=10)
-    with pytest.raises(InvalidParameterError, match=r"Use HessianFree or LBFGS"):
+    with pytest.raises(InvalidParameterError, match=r"got n=12: .* use HessianFree"):
         optimizer.add_param_group({"params": [torch.zeros(6, requires_grad=True)]})
     assert len(optimizer.param_groups) == 1
+
+
+def test_newton_max_params_error_states_the_hessian_memory():
+    n = 2000  # 2000² float64 entries = 30.5 MiB
+    with pytest.raises(InvalidParameterError, match=r"got n=2000: the Hessian would need 31 MiB"):
+        Newton([torch.zeros(n, dtype=torch.float64, requires_grad=True)], max_params=1999)
+
+
+def _digits_problem(n_samples=300):
+    """Standardized sklearn digits (n, 64), labels 0..9, as float64 tensors."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:n_samples], y[:n_samples]
+    std = X.std(axis=0)
+    X = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return torch.from_numpy(X), torch.from_numpy(y), X, y
+
+
+def test_newton_reaches_sklearn_optimum_of_l2_logistic_regression():
+    # f = mean CE + (lam/2) |W|^2 with lam = 1 / (C n) is sklearn's C sum CE + |W|^2 / 2
+    # divided by C n (intercept not penalised); 10 x 64 + 10 = 650 parameters
+    X, y, X_np, y_np = _digits_problem()
+    C = 1.0
+    lam = 1.0 / (C * X.shape[0])
+    reference = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-12, max_iter=100)
+    reference.fit(X_np, y_np)
+    W = torch.zeros(10, 64, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(10, dtype=torch.float64, requires_grad=True)
+
+    def objective(theta):
+        W_, b_ = theta[:640].view(10, 64), theta[640:]
+        return F.cross_entropy(X @ W_.T + b_, y) + 0.5 * lam * W_.square().sum()
+
+    f_star = float(
+        objective(
+            torch.cat(
+                [
+                    torch.from_numpy(reference.coef_).reshape(-1),
+                    torch.from_numpy(reference.intercept_),
+                ]
+            )
+        )
+    )
+    optimizer = Newton([W, b])
+    closure = make_closure(optimizer, objective, [W, b])
+    for _ in range(10):  # a few steps: quadratic convergence once the damping has shrunk
+        optimizer.step(closure)
+        f = float(objective(torch.cat([W.detach().reshape(-1), b.detach()])))
+        if abs(f - f_star) / f_star <= 1e-8:
+            break
+    print(f"Newton {optimizer.state[W]['n_iter']} iterations: f = {f:.15f}, sklearn {f_star:.15f}")
+    assert abs(f - f_star) / f_star <= 1e-8
+    torch.testing.assert_close(W.detach(), torch.from_numpy(reference.coef_), atol=1e-4, rtol=0)
+
+
+def test_newton_hessian_chunk_size_gives_the_same_steps():
+    X, y, _, _ = _digits_problem(n_samples=100)
+    finals = []
+    for chunk in (1, 64):
+        W = torch.zeros(10, 64, dtype=torch.float64, requires_grad=True)
+        b = torch.zeros(10, dtype=torch.float64, requires_grad=True)
+        optimizer = Newton([W, b], hessian_chunk_size=chunk)
+        closure = make_closure(
+            optimizer,
+            lambda t: (
+                F.cross_entropy(X @ t[:640].view(10, 64).T + t[640:], y)
+                + 0.01 * t[:640].square().sum()
+            ),
+            [W, b],
+        )
+        for _ in range(3):
+            optimizer.step(closure)
+        finals.append(torch.cat([W.detach().reshape(-1), b.detach()]))
+    torch.testing.assert_close(finals[1], finals[0], atol=1e-10, rtol=0)
 
 
 def test_newton_rejects_invalid_hyperparameters_in_one_message():
