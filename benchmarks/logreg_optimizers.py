@@ -439,12 +439,14 @@ def run_setting(name: str, setting: Setting, optimizers: list[str]) -> None:
         f"P={problem.n_params}, n={problem.X.shape[0]}, lambda={problem.lam:.4e}"
     )
     print(f"f(sklearn)={sk_row.f:.13f}  f(scipy)={sp_row.f:.13f}  f*={f_star:.13f}")
+    notes = [] if spectrum.converged else ["Lanczos not converged: an upper bound"]
+    if problem.intercept:
+        notes.append(f"eigenvector {100 * spectrum.intercept_share**2:.1f} % intercept")
+    remark = f" ({'; '.join(notes)})" if notes else ""
     print(
         f"Hessian at x* (Lanczos, {spectrum.cpu:.1f} s CPU): "
-        f"lambda_max={spectrum.lam_max:.6g}, lambda_min+={spectrum.lam_min:.6g}"
-        f"{'' if spectrum.converged else ' (not converged: an upper bound)'} "
-        f"(eigenvector {100 * spectrum.intercept_share**2:.1f} % intercept), "
-        f"lambda={problem.lam:.6g}, kappa={spectrum.kappa:.4g}"
+        f"lambda_max={spectrum.lam_max:.6g}, lambda_min+={spectrum.lam_min:.8g}{remark}, "
+        f"lambda={problem.lam:.8g}, kappa={spectrum.kappa:.4g}"
     )
     rows = [sk_row, sp_row]
     target_row = scipy_to_target(sp_row, f_star)
