@@ -173,7 +173,7 @@ def cg_solve(
     reason, i = "max_iter", 0
     # ---- iterate: steps 1-4 --------------------------------------------------------------
     while i < max_iter:
-        if float(r.norm()) <= r_stop:
+        if float(r.norm()) <= r_stop or rz == 0.0:  # rz underflows for a tiny r in float32
             reason = "residual"
             break
         Ap = matvec(p)  # (n,)

@@ -110,6 +110,16 @@ def test_cg_solve_warm_start_at_the_solution_takes_no_iteration():
     torch.testing.assert_close(result.x, x_star, atol=0, rtol=0)
 
 
+def test_cg_solve_stops_when_the_residual_product_underflows():
+    # ‖r‖ > 0 but rᵀM⁻¹r underflows to 0 in float32: CG must stop, not divide by zero.
+    b = torch.full((4,), 1e-10)
+    shrink = 1e-30  # M⁻¹ = 1e-30 I, a huge preconditioner M
+    assert float(b.norm()) > 0.0 and float(b.dot(shrink * b)) == 0.0
+    result = cg_solve(lambda v: 2.0 * v, b, max_iter=10, tol=0.0, preconditioner=lambda r: shrink * r)
+    assert (result.n_iter, result.reason) == (0, "residual")
+    assert torch.equal(result.x, torch.zeros(4))
+
+
 def test_cg_solve_stops_at_negative_curvature():
     A = torch.diag(torch.tensor([2.0, 1.0, -1.0], dtype=torch.float64))
     b = torch.ones(3, dtype=torch.float64)
