@@ -1,65 +1,84 @@
 """Deep autoencoder on CURVES: Hessian-free against SGD with momentum, nonlinear CG and L-BFGS.
 
-The problem is Martens (2010)'s first benchmark, after Hinton & Salakhutdinov (2006): a
-784-400-200-100-50-25-6 encoder with a mirrored decoder (:class:`DeepAutoencoder`),
-logistic hidden units, 6 linear code units, logistic outputs, on the procedural CURVES
-images of :mod:`deepdx.data.curves` (``n_train`` training and ``n_test`` test images,
-28 x 28, in [0, 1]). Every optimizer starts from the same sparse initialisation (Martens
-2010: 15 N(0, 1) incoming weights per unit, zero biases; ``init="sparse"``, seed 0) and
-minimises the matching loss of logistic outputs, the cross-entropy summed over the 784
-pixels and averaged over the images, as Martens' HF code does. No weight decay.
+The problem is Martens (2010)'s first benchmark, after Hinton & Salakhutdinov (2006): a deep
+encoder with a mirrored decoder (:class:`DeepAutoencoder`), logistic hidden units, 6 linear
+code units, logistic outputs, on the procedural CURVES images of :mod:`deepdx.data.curves`.
+Two scales (``--scale``; every other option overrides the preset):
+
+=======  ======================================================================  ==========
+scale    net and data                                                            run time
+=======  ======================================================================  ==========
+small    14 x 14 images (28 x 28 average-pooled 2 x 2), 196-200-100-50-25-12-6   ~7 min
+         (the paper's depth, half its widths, the 6-unit code kept), 1,000       on 2 cores
+         training images, 150 CPU s per optimizer, HF curvature on all of them
+paper    28 x 28 images, 784-400-200-100-50-25-6, 20,000 training images, 120    ~10 min
+         CPU s per optimizer, HF curvature on one of 4 chunks (Martens)          on 2 cores
+=======  ======================================================================  ==========
+
+Every optimizer starts from the same sparse initialisation (Martens 2010: 15 N(0, 1)
+incoming weights per unit, zero biases; ``init="sparse"``, ``--seed``) and minimises the
+matching loss of logistic outputs, the cross-entropy summed over the pixels and averaged
+over the images, as Martens' HF code does. No weight decay.
 
 Reported error: squared error per image, ``(1/N) Σ_b Σ_pixels (sigmoid(z_b) − x_b)²``
 (summed over pixels, averaged over images: the ``L2`` error of Martens' code and the
-"average squared error per image" of HS2006), on the whole training and test sets.
+"average squared error per image" of HS2006), on the whole training and test sets. At the
+small scale the sum runs over 196 pooled pixels, so its values are not on the paper's scale.
 
-Equal budgets: each optimizer gets the same CPU time (``time.process_time`` of this
+Equal budgets: each optimizer gets the same CPU time (``time.process_time`` of its
 process, ``torch.set_num_threads(1)``) inside its own steps; evaluating the errors is
-not counted. Wall seconds are printed too. The full-batch closure reuses its last loss
-and gradient when called again at the same parameters (each full-batch method starts a
-``step`` where the last one's line search ended).
+not counted. The runs go to ``--jobs`` (2) worker processes of one thread each. Wall
+seconds are printed too. The full-batch closure reuses its last loss and gradient when
+called again at the same parameters (each full-batch method starts a ``step`` where the
+last one's line search ended).
 
 =================  ====================================================================
 optimizer          configuration
 =================  ====================================================================
 HF                 :class:`~deepdx.optim.HessianFree` with Martens' settings where they
-                   fit: Gauss-Newton products on one of ``--curvature-chunks`` (4) chunks
-                   of the training set, cycled; gradient, CG backtracking and line search
-                   on the whole training set; λ₀ = ``--damping`` (45, for the curvature
-                   of the per-image mean loss, as in Martens' code); at most 250 CG
-                   iterations, ε = 5e-4, warm start 0.95; preconditioner from
+                   fit: Gauss-Newton products on one of ``--curvature-chunks`` chunks
+                   of the training set, cycled (4 at the paper scale, 1 at the small);
+                   gradient, CG backtracking and line search on the whole training
+                   set; λ₀ = ``--damping`` (45, for the curvature of the per-image
+                   mean loss, as in Martens' code); at most 250 CG iterations,
+                   ε = 5e-4, warm start 0.95; preconditioner from
                    :func:`~deepdx.optim.hessian_free.empirical_fisher_diagonal` on the
                    first ``--fisher-batch`` (1000) images of the chunk
 SGD + momentum     ``torch.optim.SGD``, Nesterov momentum 0.9, minibatches of 200; lr
-                   from a sweep over 0.003, 0.01, 0.03 (``--sweep-budget`` CPU s each;
-                   the sweep's cost is printed and not charged to SGD's budget)
+                   from a sweep over 0.003, 0.01, 0.03 (and 0.1 at the small scale;
+                   ``--sweep-budget`` CPU s each; the sweep's cost is printed and not
+                   charged to SGD's budget)
 NonlinearCG        :class:`~deepdx.optim.NonlinearCG` PR+, strong Wolfe, full batch
 L-BFGS             :class:`~deepdx.optim.LBFGS`, m = 20, strong Wolfe, full batch
 =================  ====================================================================
 
-It also times Martens' diagonal preconditioner both ways on 128 and 512 images: the
-per-output-row default of :meth:`HessianFree.step` (O(N²)) against
+At the paper scale it also times Martens' diagonal preconditioner both ways on 128 and
+512 images: the per-output-row default of :meth:`HessianFree.step` (O(N²)) against
 :func:`~deepdx.optim.hessian_free.empirical_fisher_diagonal` (one vectorised per-sample
 gradient per image).
 
-Run (about ten minutes of CPU with the defaults)::
+Run::
 
-    python benchmarks/curves_autoencoder.py --out curves-results
-    python benchmarks/curves_autoencoder.py --out curves-results-2k --n-train 2000
+    python benchmarks/curves_autoencoder.py --out curves-results                 # small
+    python benchmarks/curves_autoencoder.py --out curves-results --scale paper
+    python benchmarks/curves_autoencoder.py --out curves-results --scale paper --n-train 2000
 
 It prints the errors over CPU time, a table of each optimizer at a quarter, half and all
 of the budget, Martens (2010)'s Table 1 next to the final errors (each paper value marked
-verified or not), and writes ``curves_autoencoder.png`` (train and test squared error
-against CPU seconds) into ``--out``.
+verified or not), and writes ``curves_autoencoder_<scale>.png`` (train and test squared
+error against CPU seconds) into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -77,9 +96,34 @@ from deepdx.optim import LBFGS, HessianFree, NonlinearCG
 from deepdx.optim.hessian_free import _fisher_diagonal, empirical_fisher_diagonal
 
 DESCRIPTION = "Deep autoencoder on CURVES: HF vs SGD+momentum, nonlinear CG and L-BFGS."
-SIZES = (400, 200, 100, 50, 25, 6)
-SGD_RATES = (0.003, 0.01, 0.03)
 SGD_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One size of the experiment: the images, the net, the budgets and HF's chunks."""
+
+    pool: int  # images are average-pooled pool x pool (28 x 28 -> 28/pool x 28/pool)
+    sizes: tuple[int, ...]  # encoder widths; the decoder mirrors them
+    n_train: int
+    n_test: int
+    budget: float  # CPU s per optimizer
+    sweep_budget: float  # CPU s per SGD learning rate
+    curvature_chunks: int  # HF's curvature batch is 1/k of the training set
+    sgd_rates: tuple[float, ...]
+
+
+SCALES = {
+    # Martens (2010) / HS2006: 784-400-200-100-50-25-6, 20,000 images.
+    "paper": Scale(
+        1, (400, 200, 100, 50, 25, 6), 20000, 10000, 120.0, 20.0, 4, (0.003, 0.01, 0.03)
+    ),
+    # Scaled down to fit 10 minutes on two cores: 14 x 14 images, the same depth, half the
+    # widths (the 6-unit code kept), 1,000 images, curvature on all of them.
+    "small": Scale(
+        2, (200, 100, 50, 25, 12, 6), 1000, 10000, 150.0, 15.0, 1, (0.003, 0.01, 0.03, 0.1)
+    ),
+}
 
 # Martens (2010) Table 1, CURVES row: squared error per image (train, test). No copy of the
 # paper could be read; these values come from memory and are NOT verified.
@@ -132,18 +176,19 @@ def squared_error(model: DeepAutoencoder, X: Tensor) -> float:
     return total / len(X)
 
 
-def make_model(seed: int) -> DeepAutoencoder:
+def make_model(seed: int, n_inputs: int, sizes: tuple[int, ...]) -> DeepAutoencoder:
     """Return the autoencoder with Martens' sparse initialisation drawn from ``seed``."""
     with seeded_torch(seed):
-        model = DeepAutoencoder((784,), SIZES, init="sparse")
+        model = DeepAutoencoder((n_inputs,), sizes, init="sparse")
     model.reset_parameters(generator=make_generator(seed))
     return model
 
 
-def load_problem(n_train: int, n_test: int) -> Problem:
-    """Return the CURVES images, flattened to float32 rows."""
+def load_problem(n_train: int, n_test: int, pool: int) -> Problem:
+    """Return the CURVES images, average-pooled ``pool`` x ``pool``, as float32 rows."""
     ds = deepdx.data.load("curves", n_train=n_train, n_test=n_test)
-    X = torch.from_numpy(ds.X).reshape(len(ds.X), -1)  # (n_train + n_test, 784)
+    images = F.avg_pool2d(torch.from_numpy(ds.X), pool)  # (N, 1, 28/pool, 28/pool)
+    X = images.reshape(len(images), -1)  # (n_train + n_test, (28/pool)²)
     is_test = torch.from_numpy(ds.is_test)
     return Problem(X[~is_test].contiguous(), X[is_test].contiguous())
 
@@ -288,49 +333,67 @@ def full_batch_step(model: DeepAutoencoder, X: Tensor, name: str) -> Callable[[]
 # ----------------------------------------------------------------------------- runs
 
 
-def sweep_sgd(problem: Problem, args: argparse.Namespace) -> tuple[float, float]:
-    """Run SGD for ``--sweep-budget`` s per rate; return the best rate and the sweep's CPU s."""
-    start, results = time.process_time(), {}  # CPU of the steps and of the evaluations
-    for lr in SGD_RATES:
-        model = make_model(args.seed)
-        trace = run_for(
-            f"SGD lr={lr}",
-            model,
-            sgd_step(model, problem.X, lr, args.seed),
-            problem,
-            budget=args.sweep_budget,
-        )
-        results[lr] = trace.train[-1] if math.isfinite(trace.train[-1]) else math.inf
-    best = min(results, key=lambda lr: results[lr])
-    return best, time.process_time() - start
+@dataclass(frozen=True)
+class Job:
+    """One optimizer run: ``name`` is "HF", "SGD", "NonlinearCG" or "L-BFGS"."""
+
+    name: str
+    budget: float
+    lr: float = 0.0
+    label: str = ""
+
+
+def run_job(problem: Problem, args: argparse.Namespace, job: Job) -> tuple[Trace, dict[str, int]]:
+    """Run ``job`` from the seeded initialisation on one thread; return its trace and HF stats."""
+    torch.set_num_threads(1)
+    model = make_model(args.seed, problem.X.shape[1], args.sizes)
+    stats = {"iterations": 0, "cg": 0}
+    if job.name == "HF":
+        step = hf_step(model, problem.X, args, stats)
+    elif job.name == "SGD":
+        step = sgd_step(model, problem.X, job.lr, args.seed)
+    else:
+        step = full_batch_step(model, problem.X, job.name)
+    return run_for(job.label or job.name, model, step, problem, budget=job.budget), stats
+
+
+def run_jobs(
+    problem: Problem, args: argparse.Namespace, jobs: list[Job]
+) -> list[tuple[Trace, dict[str, int]]]:
+    """Run ``jobs`` in ``--jobs`` worker processes (one thread each), in order of ``jobs``."""
+    if args.jobs == 1:
+        return [run_job(problem, args, job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        return list(pool.map(partial(run_job, problem, args), jobs))
 
 
 def run_all(problem: Problem, args: argparse.Namespace) -> tuple[list[Trace], list[str]]:
-    """Run the four optimizers for ``--budget`` CPU seconds each; return traces and notes."""
-    lr, sweep_cpu = sweep_sgd(problem, args)
+    """Sweep SGD's rate, then run the four optimizers for ``--budget`` CPU s each."""
+    sweep = [Job("SGD", args.sweep_budget, lr, f"SGD lr={lr}") for lr in args.sgd_rates]
+    swept = run_jobs(problem, args, sweep)
+    finals = {job.lr: trace.train[-1] for job, (trace, _) in zip(sweep, swept, strict=True)}
+    lr = min(finals, key=lambda rate: finals[rate] if math.isfinite(finals[rate]) else math.inf)
     notes = [
-        f"SGD lr {lr} chosen from {SGD_RATES} by a sweep of {args.sweep_budget:.0f} CPU s of "
-        f"steps per rate, {sweep_cpu:.0f} CPU s with its evaluations"
+        f"SGD lr {lr} chosen from {args.sgd_rates} by a sweep of {args.sweep_budget:.0f} CPU s "
+        "of steps per rate (not charged to SGD's budget)"
     ]
     print(notes[0])
-    stats = {"iterations": 0, "cg": 0}
-    steps = {
-        "HF": lambda m: hf_step(m, problem.X, args, stats),
-        f"SGD+momentum (lr={lr})": lambda m: sgd_step(m, problem.X, lr, args.seed),
-        "NonlinearCG": lambda m: full_batch_step(m, problem.X, "NonlinearCG"),
-        "L-BFGS": lambda m: full_batch_step(m, problem.X, "L-BFGS"),
-    }
-    traces = []
-    for name, make_step in steps.items():
-        model = make_model(args.seed)
-        traces.append(run_for(name, model, make_step(model), problem, budget=args.budget))
+    jobs = [
+        Job("HF", args.budget),
+        Job("SGD", args.budget, lr, f"SGD+momentum (lr={lr})"),
+        Job("NonlinearCG", args.budget),
+        Job("L-BFGS", args.budget),
+    ]
+    results = run_jobs(problem, args, jobs)
+    stats = results[0][1]
     notes.append(f"HF: {stats['iterations']} iterations, {stats['cg']} CG iterations in all")
-    return traces, notes
+    return [trace for trace, _ in results], notes
 
 
 def time_fisher(problem: Problem, sizes: tuple[int, ...]) -> list[str]:
     """Time the per-row default diagonal against empirical_fisher_diagonal on N images."""
-    model, lines = make_model(0), []
+    model, lines = make_model(0, problem.X.shape[1], SCALES["paper"].sizes), []
     params = list(model.parameters())
     empirical_fisher_diagonal(model, sample_cross_entropy, problem.X[:8], problem.X[:8])  # warm
     for n in sizes:
@@ -354,7 +417,7 @@ def time_fisher(problem: Problem, sizes: tuple[int, ...]) -> list[str]:
 # ----------------------------------------------------------------------------- report
 
 
-def plot(traces: list[Trace], out: Path, title: str) -> Path:
+def plot(traces: list[Trace], path: Path, title: str) -> Path:
     """Save train and test squared error against CPU seconds; return the PNG's path."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for trace in traces:
@@ -367,8 +430,7 @@ def plot(traces: list[Trace], out: Path, title: str) -> Path:
     axes[0].set_ylabel("squared error per image")
     axes[0].legend()
     fig.suptitle(title)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "curves_autoencoder.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -402,16 +464,24 @@ def parse_args() -> argparse.Namespace:
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNG")
-    parser.add_argument("--budget", type=float, default=120.0, help="CPU s per optimizer")
-    parser.add_argument("--sweep-budget", type=float, default=20.0, help="CPU s per SGD lr")
-    parser.add_argument("--n-train", type=int, default=20000)
-    parser.add_argument("--n-test", type=int, default=10000)
-    parser.add_argument("--curvature-chunks", type=int, default=4, help="HF curvature batch 1/k")
+    parser.add_argument(
+        "--scale", choices=tuple(SCALES), default="small", help="preset; options below override it"
+    )
+    parser.add_argument("--budget", type=float, help="CPU s per optimizer")
+    parser.add_argument("--sweep-budget", type=float, help="CPU s per SGD lr")
+    parser.add_argument("--n-train", type=int)
+    parser.add_argument("--n-test", type=int)
+    parser.add_argument("--curvature-chunks", type=int, help="HF curvature batch 1/k")
     parser.add_argument("--fisher-batch", type=int, default=1000, help="HF preconditioner N")
     parser.add_argument("--damping", type=float, default=45.0, help="HF's initial λ")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     parser.add_argument("--verbose", action="store_true", help="print every HF iteration")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name, value in vars(SCALES[args.scale]).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
 
 
 def main() -> None:
@@ -419,18 +489,19 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     wall0 = time.perf_counter()
-    problem = load_problem(args.n_train, args.n_test)
+    problem = load_problem(args.n_train, args.n_test, args.pool)
+    net = "-".join(map(str, (problem.X.shape[1], *args.sizes)))
     print(
-        f"CURVES n_train={len(problem.X)} n_test={len(problem.X_test)}; "
-        f"784-{'-'.join(map(str, SIZES))} mirrored; {args.budget:.0f} CPU s each "
+        f"CURVES ({args.scale}) n_train={len(problem.X)} n_test={len(problem.X_test)}; "
+        f"{net} mirrored; {args.budget:.0f} CPU s each "
         "(time.process_time, 1 thread); evaluation not counted"
     )
-    notes = time_fisher(problem, (128, 512))
+    notes = time_fisher(problem, (128, 512)) if args.scale == "paper" else []
     traces, run_notes = run_all(problem, args)
     print_tables(traces, args.budget)
-    title = f"CURVES autoencoder, n_train={len(problem.X)}, {args.budget:.0f} CPU s each"
+    title = f"CURVES autoencoder {net}, n_train={len(problem.X)}, {args.budget:.0f} CPU s each"
     print("\n" + "\n".join(notes + run_notes))
-    print(f"plot: {plot(traces, args.out, title)}")
+    print(f"plot: {plot(traces, args.out / f'curves_autoencoder_{args.scale}.png', title)}")
     print(f"total wall {time.perf_counter() - wall0:.0f} s")
 
 

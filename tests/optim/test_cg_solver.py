@@ -115,7 +115,9 @@ def test_cg_solve_stops_when_the_residual_product_underflows():
     b = torch.full((4,), 1e-10)
     shrink = 1e-30  # M⁻¹ = 1e-30 I, a huge preconditioner M
     assert float(b.norm()) > 0.0 and float(b.dot(shrink * b)) == 0.0
-    result = cg_solve(lambda v: 2.0 * v, b, max_iter=10, tol=0.0, preconditioner=lambda r: shrink * r)
+    result = cg_solve(
+        lambda v: 2.0 * v, b, max_iter=10, tol=0.0, preconditioner=lambda r: shrink * r
+    )
     assert (result.n_iter, result.reason) == (0, "residual")
     assert torch.equal(result.x, torch.zeros(4))
 
