@@ -46,8 +46,8 @@ HF                 :class:`~deepdx.optim.HessianFree` with Martens' settings whe
                    first ``--fisher-batch`` (1000) images of the chunk
 SGD + momentum     ``torch.optim.SGD``, Nesterov momentum 0.9, minibatches of 200; lr
                    from a sweep over 0.003, 0.01, 0.03 (and 0.1 at the small scale;
-                   ``--sweep-budget`` CPU s each; the sweep's cost is printed and not
-                   charged to SGD's budget)
+                   ``--sweep-budget`` CPU s of steps each, not charged to SGD's
+                   budget)
 NonlinearCG        :class:`~deepdx.optim.NonlinearCG` PR+, strong Wolfe, full batch
 L-BFGS             :class:`~deepdx.optim.LBFGS`, m = 20, strong Wolfe, full batch
 =================  ====================================================================
